@@ -1,0 +1,1 @@
+//! strata-tree (work in progress).

@@ -1,0 +1,1 @@
+//! strata-upstream (work in progress).

@@ -1,0 +1,3 @@
+//! strata: fast, hermetic container image builds.
+
+fn main() {}
