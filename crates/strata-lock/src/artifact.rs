@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 /// The package ecosystem an artifact belongs to; decides its place in the output tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Ecosystem {
     /// Python wheels and sdists from `pylock.toml` (`deps/pip/`).
@@ -37,7 +39,9 @@ impl fmt::Display for Ecosystem {
 }
 
 /// A hash algorithm strata can verify, weakest first (so `Ord` picks the strongest as max).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
     /// SHA-1: only found in legacy npm `integrity` fields.
@@ -62,6 +66,7 @@ impl Algorithm {
     }
 
     /// Length of the digest in bytes.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(self) -> usize {
         match self {
             Algorithm::Sha1 => 20,
@@ -287,9 +292,17 @@ mod tests {
         assert_eq!(d.hex(), "ab".repeat(32));
         assert_eq!(d.to_string(), format!("sha256:{}", "ab".repeat(32)));
         assert!("sha256:abc".parse::<Digest>().is_err());
-        assert!(format!("md5:{}", "ab".repeat(16)).parse::<Digest>().is_err());
+        assert!(
+            format!("md5:{}", "ab".repeat(16))
+                .parse::<Digest>()
+                .is_err()
+        );
         assert!("nocolon".parse::<Digest>().is_err());
-        assert!(format!("sha256:{}", "zz".repeat(32)).parse::<Digest>().is_err());
+        assert!(
+            format!("sha256:{}", "zz".repeat(32))
+                .parse::<Digest>()
+                .is_err()
+        );
     }
 
     #[test]
