@@ -1,0 +1,413 @@
+//! The content-addressed store: layout, locking, atomic insertion and linking out.
+//!
+//! Layout under the root (`v1` so that a future layout can live beside it):
+//!
+//! ```text
+//! CACHEDIR.TAG
+//! v1/objects/<alg>/<hh>/<hex>     verified, read-only entries
+//! v1/locks/<alg>/<hh>/<hex>.lock  per-digest flock: single-flight across threads and processes
+//! v1/tmp/<random>.part            downloads in progress, each flock-held by its writer
+//! ```
+//!
+//! An entry only ever appears under `objects/` by `rename(2)` of a fully written and verified
+//! temp file, so a reader never sees a partial entry and a killed writer leaves only a `.part`
+//! file, which the next [`Store::open`] removes once no live process holds its lock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use strata_lock::{Algorithm, Digest};
+
+use crate::error::StoreError;
+use crate::hash::Hasher;
+
+const LAYOUT: &str = "v1";
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by strata.\n\
+# For information about cache directory tags see https://bford.info/cachedir/\n";
+/// A `.init` temp file older than this is an orphan (its writer died between create and lock).
+const ORPHAN_INIT_AGE: Duration = Duration::from_secs(60);
+
+/// A handle on one content-addressed store directory. Cheap to clone; safe to share across
+/// threads and with other processes using the same directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    objects: PathBuf,
+    locks: PathBuf,
+    tmp: PathBuf,
+}
+
+/// How a store entry was placed at an output path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// A hard link to the store entry (no bytes copied).
+    Linked,
+    /// A copy (the output is on another filesystem, or links are not permitted).
+    Copied,
+    /// The output path already was this very store entry.
+    AlreadyThere,
+}
+
+/// The cache directory strata uses when none is given:
+/// `$STRATA_CACHE_DIR`, else `$XDG_CACHE_HOME/strata`, else `~/.cache/strata`.
+pub fn default_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STRATA_CACHE_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir).join("strata");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/".into());
+    home.join(".cache").join("strata")
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root` and removes temp files left behind by
+    /// writers that died.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        let root = root.into();
+        let base = root.join(LAYOUT);
+        let inner = Inner {
+            objects: base.join("objects"),
+            locks: base.join("locks"),
+            tmp: base.join("tmp"),
+            root,
+        };
+        for dir in [&inner.objects, &inner.locks, &inner.tmp] {
+            fs::create_dir_all(dir)
+                .map_err(|e| StoreError::io("create the store directory", dir, e))?;
+        }
+        let tag = inner.root.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            // Best effort: a missing tag only affects backup tools.
+            let _ = fs::write(&tag, CACHEDIR_TAG);
+        }
+        let store = Store {
+            inner: Arc::new(inner),
+        };
+        store.clean_stale_temps()?;
+        Ok(store)
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Directory holding verified entries.
+    pub(crate) fn objects_dir(&self) -> &Path {
+        &self.inner.objects
+    }
+
+    /// Directory holding in-progress temp files.
+    pub(crate) fn tmp_dir(&self) -> &Path {
+        &self.inner.tmp
+    }
+
+    /// Where the entry for `digest` lives (whether or not it exists yet).
+    pub fn entry_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.inner
+            .objects
+            .join(digest.algorithm.name())
+            .join(&hex[..2])
+            .join(hex)
+    }
+
+    /// Whether a verified entry for `digest` exists.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.entry_path(digest).is_file()
+    }
+
+    /// Marks an entry as used now (its mtime), which `gc` uses for least-recently-used eviction.
+    pub fn touch(&self, digest: &Digest) {
+        if let Ok(file) = File::open(self.entry_path(digest)) {
+            let _ = file.set_modified(SystemTime::now());
+        }
+    }
+
+    /// Takes the per-digest lock, blocking until no other thread or process holds it.
+    /// Whoever holds it is the only one downloading that digest.
+    pub fn lock(&self, digest: &Digest) -> Result<DigestLock, StoreError> {
+        let (file, path) = self.open_lock_file(digest)?;
+        file.lock().map_err(|e| StoreError::io("lock", &path, e))?;
+        Ok(DigestLock { _file: file })
+    }
+
+    /// Takes the per-digest lock if nobody holds it, without blocking.
+    pub fn try_lock(&self, digest: &Digest) -> Result<Option<DigestLock>, StoreError> {
+        let (file, path) = self.open_lock_file(digest)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(DigestLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(StoreError::io("lock", &path, e)),
+        }
+    }
+
+    /// The lock file of a digest (created on first use).
+    pub(crate) fn lock_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.inner
+            .locks
+            .join(digest.algorithm.name())
+            .join(&hex[..2])
+            .join(format!("{hex}.lock"))
+    }
+
+    fn open_lock_file(&self, digest: &Digest) -> Result<(File, PathBuf), StoreError> {
+        let path = self.lock_path(digest);
+        let dir = path.parent().expect("lock paths have a parent");
+        fs::create_dir_all(dir).map_err(|e| StoreError::io("create the lock directory", dir, e))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io("open the lock file", &path, e))?;
+        Ok((file, path))
+    }
+
+    /// Starts writing a new entry that must hash to `expected` (and be `size` bytes, if known).
+    pub fn begin(&self, expected: &Digest, size: Option<u64>) -> Result<PendingEntry, StoreError> {
+        let (file, path) = self.create_locked_temp()?;
+        Ok(PendingEntry {
+            store: self.clone(),
+            expected: expected.clone(),
+            expected_size: size,
+            path,
+            file,
+            hasher: Hasher::new(expected.algorithm),
+            written: 0,
+            committed: false,
+        })
+    }
+
+    /// Creates `tmp/<random>.init`, locks it, then renames it to `.part`: every `.part` file is
+    /// locked before it has that name, so an unlocked `.part` file always belongs to a dead
+    /// writer.
+    fn create_locked_temp(&self) -> Result<(File, PathBuf), StoreError> {
+        loop {
+            let stem = format!("{:016x}", fastrand::u64(..));
+            let init = self.inner.tmp.join(format!("{stem}.init"));
+            let file = match OpenOptions::new()
+                .write(true)
+                .read(true)
+                .create_new(true)
+                .open(&init)
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(StoreError::io("create a temp file", &init, e)),
+            };
+            file.lock().map_err(|e| StoreError::io("lock", &init, e))?;
+            let part = self.inner.tmp.join(format!("{stem}.part"));
+            fs::rename(&init, &part).map_err(|e| StoreError::io("rename a temp file", &init, e))?;
+            return Ok((file, part));
+        }
+    }
+
+    /// Removes temp files whose writers are gone. Returns how many were removed.
+    pub fn clean_stale_temps(&self) -> Result<usize, StoreError> {
+        let dir = &self.inner.tmp;
+        let entries = fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, e))?;
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if is_stale_temp(&path) && fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Places the entry for `digest` at `dest` atomically: a hard link where possible, a copy
+    /// across filesystems. `dest`'s parent must exist. An existing file at `dest` is replaced.
+    pub fn link_into(&self, digest: &Digest, dest: &Path) -> Result<Placement, StoreError> {
+        let src = self.entry_path(digest);
+        let src_meta =
+            fs::metadata(&src).map_err(|e| StoreError::io("read the store entry", &src, e))?;
+        if let Ok(dest_meta) = fs::symlink_metadata(dest)
+            && dest_meta.ino() == src_meta.ino()
+            && dest_meta.dev() == src_meta.dev()
+        {
+            return Ok(Placement::AlreadyThere);
+        }
+        let tmp = sibling_temp_path(dest);
+        let placement = match fs::hard_link(&src, &tmp) {
+            Ok(()) => Placement::Linked,
+            Err(e) if link_not_possible(&e) => {
+                fs::copy(&src, &tmp).map_err(|e| {
+                    let _ = fs::remove_file(&tmp);
+                    StoreError::io("copy the store entry to", &tmp, e)
+                })?;
+                Placement::Copied
+            }
+            Err(e) => return Err(StoreError::io("link the store entry to", &tmp, e)),
+        };
+        fs::rename(&tmp, dest).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            StoreError::io("move into place", dest, e)
+        })?;
+        Ok(placement)
+    }
+}
+
+/// Whether `path` is a temp file no live writer owns.
+fn is_stale_temp(path: &Path) -> bool {
+    let Some(ext) = path.extension().and_then(|e| e.to_str()) else {
+        return false;
+    };
+    match ext {
+        "part" => File::open(path)
+            .map(|f| f.try_lock().is_ok())
+            .unwrap_or(false),
+        "init" => fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ORPHAN_INIT_AGE),
+        _ => false,
+    }
+}
+
+fn link_not_possible(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(code) if code == libc_errno::EXDEV || code == libc_errno::EPERM || code == libc_errno::EMLINK
+    )
+}
+
+/// The errno values the link fallback needs, spelled out to avoid a libc dependency.
+mod libc_errno {
+    pub const EPERM: i32 = 1;
+    pub const EXDEV: i32 = 18;
+    pub const EMLINK: i32 = 31;
+}
+
+/// A temp name next to `dest`, hidden, unique, in the same directory (so rename is atomic).
+pub(crate) fn sibling_temp_path(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.strata-{:08x}", fastrand::u32(..)))
+}
+
+/// Held while downloading a digest; dropping it lets the next waiter in.
+#[derive(Debug)]
+pub struct DigestLock {
+    _file: File,
+}
+
+/// An entry being written. Bytes are hashed as they arrive; [`PendingEntry::commit`] verifies
+/// size and digest and renames the file into place. Dropped without commit, the temp file is
+/// removed.
+#[derive(Debug)]
+pub struct PendingEntry {
+    store: Store,
+    expected: Digest,
+    expected_size: Option<u64>,
+    path: PathBuf,
+    file: File,
+    hasher: Hasher,
+    written: u64,
+    committed: bool,
+}
+
+impl PendingEntry {
+    /// Appends bytes. Fails at once if more bytes arrive than the expected size.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        let total = self.written + bytes.len() as u64;
+        if let Some(expected) = self.expected_size
+            && total > expected
+        {
+            return Err(StoreError::SizeMismatch {
+                expected,
+                actual: total,
+            });
+        }
+        self.file
+            .write_all(bytes)
+            .map_err(|e| StoreError::write(&self.path, e))?;
+        self.hasher.update(bytes);
+        self.written = total;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Discards what was written, to start the download over from byte 0.
+    pub fn restart(&mut self) -> Result<(), StoreError> {
+        self.file
+            .set_len(0)
+            .map_err(|e| StoreError::write(&self.path, e))?;
+        use std::io::Seek;
+        self.file
+            .seek(io::SeekFrom::Start(0))
+            .map_err(|e| StoreError::write(&self.path, e))?;
+        self.hasher = Hasher::new(self.expected.algorithm);
+        self.written = 0;
+        Ok(())
+    }
+
+    /// Verifies size and digest, then renames the file into the store. On a mismatch nothing is
+    /// kept.
+    pub fn commit(mut self) -> Result<PathBuf, StoreError> {
+        if let Some(expected) = self.expected_size
+            && self.written != expected
+        {
+            return Err(StoreError::SizeMismatch {
+                expected,
+                actual: self.written,
+            });
+        }
+        let hasher = std::mem::replace(&mut self.hasher, Hasher::new(Algorithm::Sha256));
+        let actual = hasher.finish();
+        if actual != self.expected {
+            return Err(StoreError::DigestMismatch {
+                expected: self.expected.clone(),
+                actual,
+            });
+        }
+        self.file
+            .set_permissions(fs::Permissions::from_mode(0o444))
+            .map_err(|e| StoreError::write(&self.path, e))?;
+        let dest = self.store.entry_path(&self.expected);
+        let parent = dest.parent().expect("entry paths have a parent");
+        fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e))?;
+        fs::rename(&self.path, &dest)
+            .map_err(|e| StoreError::io("move into the store", &dest, e))?;
+        self.committed = true;
+        Ok(dest)
+    }
+}
+
+impl Drop for PendingEntry {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Inserts bytes already in memory (used by tests and small generated entries).
+pub fn insert_bytes(store: &Store, digest: &Digest, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+    let mut entry = store.begin(digest, Some(bytes.len() as u64))?;
+    entry.write(bytes)?;
+    entry.commit()
+}
