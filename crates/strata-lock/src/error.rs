@@ -150,7 +150,9 @@ pub enum LockError {
     },
 
     /// A file name, repo id, arch or other path component would escape its directory.
-    #[error("{at}: {entry}{message}; refusing to write outside the output directory")]
+    #[error(
+        "{at}: {entry}{message}; refusing to write outside the output directory; fix this name in the lockfile"
+    )]
     UnsafePath {
         /// Where.
         at: Location,
