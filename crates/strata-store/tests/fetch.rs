@@ -185,9 +185,9 @@ async fn a_stalled_connection_hits_the_read_deadline_and_resumes() {
     let stats = up.stats();
     let sent = stats
         .paths
-        .get("s.bin")
+        .get("/s.bin")
         .map(|p| p.bytes_sent)
-        .unwrap_or_default();
+        .expect("the path was requested");
     assert!(
         sent < 2 * bytes.len() as u64 - 50_000,
         "the retry resumed with Range instead of starting over: {sent} bytes sent"

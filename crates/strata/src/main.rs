@@ -1,3 +1,48 @@
 //! strata: fast, hermetic container image builds.
+//!
+//! The binary owns the command line: argument parsing, output formats, progress display,
+//! logging and exit codes (0 success, 1 the work failed, 2 bad input or usage). The work itself
+//! lives in the library crates (`strata-lock`, `strata-store`, `strata-tree`).
 
-fn main() {}
+mod cli;
+mod cmd;
+mod exit;
+mod progress;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let result = match cli.command {
+        Command::Fetch(args) => cmd::fetch::run(args),
+        Command::Env(args) => cmd::env::run(args),
+        Command::InjectFiles(args) => cmd::inject::run(args),
+        Command::Cache(args) => cmd::cache::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(failure) => failure.report(),
+    }
+}
+
+/// Logs go to stderr; the level comes from `STRATA_LOG` (an env-filter), else `-v`/`-q`.
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}

@@ -1,0 +1,259 @@
+//! The command-line interface definition.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// strata makes container image builds fast and hermetic.
+///
+/// It reads lockfiles (pylock.toml, package-lock.json, rpms.lock.yaml, artifacts.lock.yaml),
+/// downloads exactly the pinned artifacts into a verified, shared, content-addressed cache,
+/// and lays them out the way Hermeto/Cachi2 does, so Containerfiles written for Hermeto work
+/// unchanged.
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace). STRATA_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// strata's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download every artifact the lockfiles pin into a Hermeto-compatible output directory.
+    #[command(after_long_help = FETCH_EXAMPLES)]
+    Fetch(FetchArgs),
+    /// Print the environment variables a build needs to use an output directory.
+    Env(EnvArgs),
+    /// Rewrite project files (npm lockfiles) and write repo files to point at the output dir.
+    InjectFiles(InjectArgs),
+    /// Inspect and maintain the shared artifact cache.
+    Cache(CacheArgs),
+}
+
+const FETCH_EXAMPLES: &str = "\
+Examples:
+  # Everything a Containerfile needs, into ./strata-output:
+  strata fetch pylock.toml package-lock.json rpms.lock.yaml
+
+  # Only x86_64 wheels, for a build that mounts the output at /cachi2/output:
+  strata fetch --arch x86_64 --for-output-dir /cachi2/output -o out pylock.toml
+
+  # A summary for scripts:
+  strata fetch --format json pylock.toml | jq .downloaded
+
+Artifacts land in a shared cache ($STRATA_CACHE_DIR, else $XDG_CACHE_HOME/strata, else
+~/.cache/strata) and are hard-linked into the output, so a second fetch of the same lockfiles
+copies nothing. Concurrent strata processes sharing a cache download each file once.
+
+Exit status: 0 all artifacts fetched, 1 a download failed (the others still complete),
+2 bad input (nothing is written).";
+
+/// Output format of commands that print results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable text.
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// Cache location, shared by every command that uses the store.
+#[derive(Debug, Args)]
+pub struct CacheDirArg {
+    /// The shared artifact cache [default: $STRATA_CACHE_DIR, else $XDG_CACHE_HOME/strata,
+    /// else ~/.cache/strata].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl CacheDirArg {
+    /// The cache directory to use.
+    pub fn resolve(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(strata_store::default_root)
+    }
+}
+
+/// Arguments of `strata fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Lockfiles: pylock.toml, pylock.<name>.toml, package-lock.json, npm-shrinkwrap.json,
+    /// rpms.lock.yaml, artifacts.lock.yaml (the type is told from the file name).
+    #[arg(required = true, value_name = "LOCKFILE")]
+    pub lockfiles: Vec<PathBuf>,
+    /// Output directory.
+    #[arg(short, long, value_name = "DIR", default_value = "strata-output")]
+    pub output: PathBuf,
+    /// Where the build will see the output directory (e.g. /cachi2/output) [default: the
+    /// output directory's absolute path].
+    #[arg(long, value_name = "PATH")]
+    pub for_output_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheDirArg,
+    /// Downloads in flight at once.
+    #[arg(short, long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub jobs: u16,
+    /// Keep only wheels for these architectures (plus pure-Python wheels and sdists); repeat
+    /// for several. Accepts x86_64/amd64, aarch64/arm64, ppc64le, s390x...
+    #[arg(long = "arch", value_name = "ARCH")]
+    pub arches: Vec<String>,
+    /// Skip lockfile entries that have no downloadable file (directory, VCS, git or file:
+    /// sources) instead of failing.
+    #[arg(long)]
+    pub skip_unfetchable: bool,
+    /// Retries of a URL after a transient failure (5xx, 429, broken or stalled connection).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+    /// Seconds without any data after which a connection counts as stalled.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub read_timeout: u64,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Output format of `strata env`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvFormatArg {
+    /// `export NAME=value` lines for a POSIX shell (source them in a RUN).
+    Env,
+    /// A JSON list of {"name","value"}.
+    Json,
+}
+
+/// Arguments of `strata env`.
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// The output directory of `strata fetch`.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Where the build sees the output directory [default: DIR's absolute path].
+    #[arg(long, value_name = "PATH")]
+    pub for_output_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = EnvFormatArg::Env)]
+    pub format: EnvFormatArg,
+    /// Write to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Arguments of `strata inject-files`.
+#[derive(Debug, Args)]
+pub struct InjectArgs {
+    /// The output directory of `strata fetch`.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Where the build sees the output directory [default: DIR's absolute path].
+    #[arg(long, value_name = "PATH")]
+    pub for_output_dir: Option<PathBuf>,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Arguments of `strata cache`.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(flatten)]
+    pub cache: CacheDirArg,
+    /// What to do with the cache.
+    #[command(subcommand)]
+    pub action: CacheAction,
+}
+
+/// `strata cache` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Print the cache directory.
+    Dir,
+    /// Count entries and bytes.
+    Stats {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Re-hash every entry and report any whose content does not match its digest
+    /// (exit 1 if any).
+    Verify {
+        /// Remove corrupt entries so the next fetch downloads them again.
+        #[arg(long)]
+        repair: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Remove leftovers of killed downloads, and entries by age or total size.
+    Gc {
+        /// Remove entries not used for this long (e.g. 30d, 12h).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        max_age: Option<std::time::Duration>,
+        /// Then remove least recently used entries until the cache is at most this big
+        /// (e.g. 10G, 500M).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+        /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+/// Parses sizes like `10G`, `500M`, `64KiB`, `1000`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 10G or 500M"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit `{other}` (use K, M, G or T)")),
+    };
+    Ok((number * multiplier as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10G").unwrap(), 10 << 30);
+        assert_eq!(parse_size("500M").unwrap(), 500 << 20);
+        assert_eq!(parse_size("64KiB").unwrap(), 64 << 10);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("5X").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

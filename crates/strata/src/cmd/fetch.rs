@@ -1,0 +1,323 @@
+//! `strata fetch`: lockfiles → verified store → Hermeto-compatible output directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures_util::StreamExt;
+use serde::Serialize;
+use strata_lock::{Artifact, Digest, Filter, SkipReason};
+use strata_store::{
+    Failure, FetchError, FetchOptions, Fetched, Fetcher, Netrc, Source, Store, StoreError,
+};
+use strata_tree::{Node, Tree, TreeOptions};
+
+use crate::cli::{FetchArgs, Format};
+use crate::exit::{CmdResult, input, work};
+use crate::progress::FetchProgress;
+
+/// What a fetch did, printed as text or JSON.
+#[derive(Debug, Serialize)]
+struct Summary {
+    output: PathBuf,
+    cache_dir: PathBuf,
+    artifacts: usize,
+    bytes: u64,
+    downloaded: usize,
+    downloaded_bytes: u64,
+    from_cache: usize,
+    skipped: Vec<SkippedEntry>,
+    failed: Vec<FailedArtifact>,
+    duration_ms: u128,
+}
+
+#[derive(Debug, Serialize)]
+struct SkippedEntry {
+    name: String,
+    lockfile: String,
+    reason: String,
+}
+
+#[derive(Debug, Serialize)]
+struct FailedArtifact {
+    artifact: String,
+    path: String,
+    lockfile: String,
+    urls: Vec<String>,
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actual: Option<String>,
+}
+
+/// Runs `strata fetch`.
+pub fn run(args: FetchArgs) -> CmdResult {
+    let started = Instant::now();
+    let plan = Plan::load(&args)?;
+    let store = Store::open(args.cache.resolve()).map_err(work)?;
+    let options = FetchOptions {
+        jobs: usize::from(args.jobs),
+        retries: args.retries,
+        read_timeout: Duration::from_secs(args.read_timeout.max(1)),
+        netrc: Netrc::load_default(),
+        ..FetchOptions::default()
+    };
+    let fetcher = Fetcher::new(store.clone(), options).map_err(|e| work(anyhow::anyhow!(e)))?;
+    prepare_output(&args.output, &plan.tree)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+        .map_err(work)?;
+    let progress = FetchProgress::new(plan.unique.len() as u64, args.format == Format::Text);
+    let results = runtime.block_on(fetch_all(
+        &fetcher,
+        &plan,
+        &args.output,
+        &progress,
+        usize::from(args.jobs),
+    ));
+    progress.finish();
+
+    let mut summary = Summary {
+        output: args.output.clone(),
+        cache_dir: store.root().to_path_buf(),
+        artifacts: plan.artifacts.len(),
+        bytes: 0,
+        downloaded: 0,
+        downloaded_bytes: 0,
+        from_cache: 0,
+        skipped: plan.skipped,
+        failed: Vec::new(),
+        duration_ms: 0,
+    };
+    for (digest, result) in results {
+        let users = &plan.unique[&digest];
+        match result {
+            Ok(fetched) => {
+                let size = std::fs::metadata(&fetched.path)
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                summary.bytes += size * users.len() as u64;
+                match fetched.source {
+                    Source::Download => {
+                        summary.downloaded += 1;
+                        summary.downloaded_bytes += fetched.downloaded;
+                        summary.from_cache += users.len() - 1;
+                    }
+                    Source::Cache | Source::Shared => summary.from_cache += users.len(),
+                }
+            }
+            Err(error) => {
+                for &i in users {
+                    summary
+                        .failed
+                        .push(describe_failure(&plan.artifacts[i], &error));
+                }
+            }
+        }
+    }
+    summary.failed.sort_by(|a, b| a.path.cmp(&b.path));
+    if summary.failed.is_empty() {
+        write_generated(&args.output, &plan.tree)?;
+    }
+    summary.duration_ms = started.elapsed().as_millis();
+    print_summary(&summary, args.format);
+    Ok(if summary.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Everything decided before any byte is written: parsing errors stop here, exit 2.
+struct Plan {
+    artifacts: Vec<Artifact>,
+    skipped: Vec<SkippedEntry>,
+    tree: Tree,
+    /// Each distinct store digest and the artifacts (indices) that share it.
+    unique: BTreeMap<Digest, Vec<usize>>,
+}
+
+impl Plan {
+    fn load(args: &FetchArgs) -> Result<Plan, crate::exit::Failure> {
+        let filter = Filter {
+            arches: args.arches.clone(),
+            skip_unfetchable: args.skip_unfetchable,
+            ..Filter::default()
+        };
+        let outcome =
+            strata_lock::load_all_with_skipped(&args.lockfiles, &filter).map_err(input)?;
+        let artifacts = outcome.artifacts;
+        let skipped = outcome
+            .skipped
+            .iter()
+            .filter_map(|s| match &s.reason {
+                SkipReason::Unfetchable(why) => Some(SkippedEntry {
+                    name: s.name.clone(),
+                    lockfile: s.origin.to_string(),
+                    reason: why.clone(),
+                }),
+                SkipReason::NotSelected(_) => None,
+            })
+            .collect();
+        let for_output_dir = match &args.for_output_dir {
+            Some(p) => p.clone(),
+            None => std::path::absolute(&args.output)
+                .with_context(|| {
+                    format!(
+                        "could not resolve the output directory {}",
+                        args.output.display()
+                    )
+                })
+                .map_err(input)?,
+        };
+        let npm_projects = strata_tree::load_npm_projects(&artifacts).map_err(input)?;
+        let options = TreeOptions {
+            for_output_dir: Some(for_output_dir.to_string_lossy().into_owned()),
+            npm_projects,
+            sbom: Default::default(),
+        };
+        let tree = Tree::build(&artifacts, &options).map_err(input)?;
+        let mut unique: BTreeMap<Digest, Vec<usize>> = BTreeMap::new();
+        for (i, a) in artifacts.iter().enumerate() {
+            unique.entry(a.store_digest().clone()).or_default().push(i);
+        }
+        Ok(Plan {
+            artifacts,
+            skipped,
+            tree,
+            unique,
+        })
+    }
+}
+
+/// Creates the output directory and every directory of the tree.
+fn prepare_output(output: &Path, tree: &Tree) -> Result<(), crate::exit::Failure> {
+    for entry in tree.iter() {
+        if matches!(entry.node, Node::Dir) {
+            let rel = tree.path(entry.id).unwrap_or_default();
+            let dir = output.join(rel);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("could not create {}", dir.display()))
+                .map_err(work)?;
+        }
+    }
+    Ok(())
+}
+
+/// Ensures every distinct digest and links it to each of its output paths as it arrives.
+async fn fetch_all(
+    fetcher: &Fetcher,
+    plan: &Plan,
+    output: &Path,
+    progress: &FetchProgress,
+    jobs: usize,
+) -> Vec<(Digest, Result<Fetched, FetchError>)> {
+    let store = fetcher.store();
+    futures_util::stream::iter(plan.unique.iter())
+        .map(|(digest, users)| async move {
+            let first = &plan.artifacts[users[0]];
+            let mut result = fetcher.ensure(first, progress).await;
+            if let Ok(fetched) = &result {
+                for &i in users {
+                    let artifact = &plan.artifacts[i];
+                    if let Err(e) = store.link_into(digest, &output.join(&artifact.path)) {
+                        result = Err(FetchError {
+                            artifact: strata_store::label(artifact),
+                            attempts: vec![(fetched.path.display().to_string(), Failure::Store(e))],
+                        });
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = &result {
+                progress.println(&format!("error: {e}"));
+            }
+            progress.artifact_done();
+            (digest.clone(), result)
+        })
+        .buffer_unordered(jobs.saturating_mul(2).max(1))
+        .collect()
+        .await
+}
+
+/// Writes bom.json, .build-config.json and other generated files, each atomically.
+fn write_generated(output: &Path, tree: &Tree) -> Result<(), crate::exit::Failure> {
+    for entry in tree.iter() {
+        if let Node::Generated(bytes) = entry.node {
+            let path = output.join(tree.path(entry.id).unwrap_or_default());
+            strata_tree::write_atomically(&path, bytes)
+                .with_context(|| format!("could not write {}", path.display()))
+                .map_err(work)?;
+        }
+    }
+    Ok(())
+}
+
+fn describe_failure(artifact: &Artifact, error: &FetchError) -> FailedArtifact {
+    let mismatch = error.attempts.iter().rev().find_map(|(_, f)| match f {
+        Failure::Store(StoreError::DigestMismatch { expected, actual }) => {
+            Some((expected.to_string(), actual.to_string()))
+        }
+        Failure::Store(StoreError::SizeMismatch { expected, actual }) => {
+            Some((format!("{expected} bytes"), format!("{actual} bytes")))
+        }
+        _ => None,
+    });
+    FailedArtifact {
+        artifact: strata_store::label(artifact),
+        path: artifact.path.clone(),
+        lockfile: artifact.origin.to_string(),
+        urls: artifact
+            .urls
+            .iter()
+            .map(|u| strata_store::redact(u))
+            .collect(),
+        error: error.to_string(),
+        expected: mismatch.as_ref().map(|m| m.0.clone()),
+        actual: mismatch.map(|m| m.1),
+    }
+}
+
+fn print_summary(summary: &Summary, format: Format) {
+    match format {
+        Format::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(summary).expect("the summary serialises")
+            );
+        }
+        Format::Text => {
+            for s in &summary.skipped {
+                eprintln!("skipped {} ({}): {}", s.name, s.lockfile, s.reason);
+            }
+            for f in &summary.failed {
+                eprintln!("failed: {} [{}]\n  {}", f.artifact, f.lockfile, f.error);
+            }
+            let status = if summary.failed.is_empty() {
+                "fetched"
+            } else {
+                "incomplete:"
+            };
+            eprintln!(
+                "{status} {} artifacts ({}) into {} in {:.2}s: {} downloaded ({}), {} from cache{}",
+                summary.artifacts,
+                indicatif::HumanBytes(summary.bytes),
+                summary.output.display(),
+                summary.duration_ms as f64 / 1000.0,
+                summary.downloaded,
+                indicatif::HumanBytes(summary.downloaded_bytes),
+                summary.from_cache,
+                if summary.failed.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} failed", summary.failed.len())
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per command; each exposes `run(args) -> CmdResult`.
+
+pub mod cache;
+pub mod env;
+pub mod fetch;
+pub mod inject;

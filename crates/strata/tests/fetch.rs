@@ -1,0 +1,445 @@
+//! `strata fetch` end to end: real processes against a real loopback upstream.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use common::*;
+use strata_upstream::{Fault, UpstreamBuilder};
+
+#[test]
+fn fetches_every_lockfile_kind_into_the_hermeto_layout() {
+    let files = Files::new(3, 20_000);
+    let up = files.serve(UpstreamBuilder::new()).start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let out = dir.path().join("out");
+    let result = run(strata()
+        .args(["fetch", "--format", "json", "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .arg("-o")
+        .arg(&out)
+        .args(&lockfiles));
+    assert_eq!(result.status.code(), Some(0));
+    let summary = json(&result);
+    assert_eq!(summary["artifacts"], files.count());
+    assert_eq!(summary["downloaded"], files.count());
+    assert_eq!(summary["from_cache"], 0);
+    assert_eq!(summary["failed"].as_array().unwrap().len(), 0);
+    for (path, bytes) in files.expected_outputs() {
+        assert_eq!(
+            std::fs::read(out.join(&path)).unwrap_or_default(),
+            bytes,
+            "{path}"
+        );
+    }
+    let bom: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("bom.json")).unwrap()).unwrap();
+    assert_eq!(bom["bomFormat"], "CycloneDX");
+    assert_eq!(bom["specVersion"], "1.6");
+    let purls: Vec<&str> = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["purl"].as_str())
+        .collect();
+    assert_eq!(
+        purls.len(),
+        files.count(),
+        "a purl for every component: {purls:?}"
+    );
+    assert!(
+        purls.iter().any(|p| p.starts_with("pkg:pypi/pkg0@1.0")),
+        "{purls:?}"
+    );
+    assert!(
+        purls.iter().any(|p| p.starts_with("pkg:npm/mod0@1.0.0")),
+        "{purls:?}"
+    );
+    assert!(
+        purls
+            .iter()
+            .any(|p| p.starts_with("pkg:rpm/") && p.contains("tool0@1.0-1")),
+        "{purls:?}"
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join(".build-config.json")).unwrap()).unwrap();
+    let vars = config["environment_variables"].as_array().unwrap();
+    assert!(
+        vars.iter().any(|v| v["name"] == "PIP_FIND_LINKS"),
+        "{config}"
+    );
+    assert!(vars.iter().any(|v| v["name"] == "PIP_NO_INDEX"), "{config}");
+    assert_eq!(
+        config["project_files"].as_array().unwrap().len(),
+        1,
+        "the npm lockfile is a project file"
+    );
+}
+
+#[test]
+fn a_warm_fetch_links_from_the_cache_and_downloads_nothing() {
+    let files = Files::new(2, 50_000);
+    let up = files.serve(UpstreamBuilder::new()).start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let cache = dir.path().join("cache");
+    let fetch = |out: &str| {
+        run(strata()
+            .args(["fetch", "--format", "json", "--cache-dir"])
+            .arg(&cache)
+            .arg("-o")
+            .arg(dir.path().join(out))
+            .args(&lockfiles))
+    };
+    assert_eq!(fetch("one").status.code(), Some(0));
+    let requests = up.stats().total_requests;
+    let warm = fetch("two");
+    assert_eq!(warm.status.code(), Some(0));
+    let summary = json(&warm);
+    assert_eq!(summary["downloaded"], 0);
+    assert_eq!(summary["from_cache"], files.count());
+    assert_eq!(
+        up.stats().total_requests,
+        requests,
+        "no request reached the upstream"
+    );
+    for (path, _) in files.expected_outputs() {
+        let a = std::fs::metadata(dir.path().join("one").join(&path)).unwrap();
+        let b = std::fs::metadata(dir.path().join("two").join(&path)).unwrap();
+        assert_eq!(
+            a.ino(),
+            b.ino(),
+            "{path} is a hard link to the same store entry"
+        );
+    }
+}
+
+#[test]
+fn a_checksum_mismatch_fails_that_artifact_only_and_keeps_nothing_of_it() {
+    let files = Files::new(2, 10_000);
+    let bad = format!("pypi/{}", files.wheels[0].0);
+    let up = files
+        .serve(UpstreamBuilder::new())
+        .fault(&bad, Fault::WrongBytes)
+        .start()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let out = dir.path().join("out");
+    let result = run(strata()
+        .args(["fetch", "--format", "json", "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .arg("-o")
+        .arg(&out)
+        .args(&lockfiles));
+    assert_eq!(result.status.code(), Some(1));
+    let summary = json(&result);
+    let failed = summary["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{summary}");
+    let f = &failed[0];
+    assert_eq!(f["path"], format!("deps/pip/{}", files.wheels[0].0));
+    assert_eq!(f["urls"][0], up.url(&bad));
+    assert_eq!(
+        f["expected"],
+        format!("sha256:{}", sha256_hex(&files.wheels[0].1))
+    );
+    assert!(f["actual"].as_str().unwrap().starts_with("sha256:"));
+    assert_ne!(f["actual"], f["expected"]);
+    assert!(
+        !out.join("deps/pip").join(&files.wheels[0].0).exists(),
+        "nothing of the bad artifact"
+    );
+    for (path, bytes) in files.expected_outputs().into_iter().skip(1) {
+        assert_eq!(
+            std::fs::read(out.join(&path)).unwrap(),
+            bytes,
+            "{path} still completes"
+        );
+    }
+    assert!(
+        !out.join("bom.json").exists(),
+        "an incomplete output is not marked complete"
+    );
+    let verify = run(strata()
+        .args(["cache", "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .arg("verify"));
+    assert_eq!(verify.status.code(), Some(0));
+}
+
+#[test]
+fn malformed_lockfiles_exit_2_with_file_and_line_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "pylock.toml",
+            "lock-version = \"1.0\"\n[[packages]]\nname = \"x\"\nversion = [\n",
+            "pylock.toml:",
+        ),
+        (
+            "package-lock.json",
+            "{\n  \"lockfileVersion\": 3,\n  \"packages\": {\n    \"node_modules/a\": {\"version\": 1,}\n",
+            "package-lock.json:",
+        ),
+        (
+            "rpms.lock.yaml",
+            "lockfileVersion: 1\narches:\n  - arch: x86_64\n    packages: [\n",
+            "rpms.lock.yaml:",
+        ),
+        (
+            "artifacts.lock.yaml",
+            "metadata:\n  version: \"1.0\"\nartifacts:\n  - download_url: http://127.0.0.1:1/x\n    filename: ../../escape\n    checksum: sha256:00\n",
+            "artifacts.lock.yaml:",
+        ),
+    ];
+    for (name, text, needle) in cases {
+        let src = dir.path().join(format!("case-{name}"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join(name), text).unwrap();
+        let out = dir.path().join(format!("out-{name}"));
+        let result = run(strata()
+            .args(["fetch", "--cache-dir"])
+            .arg(dir.path().join("cache"))
+            .arg("-o")
+            .arg(&out)
+            .arg(src.join(name)));
+        assert_eq!(result.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(stderr.contains(needle), "{name}: names the file: {stderr}");
+        assert!(
+            stderr
+                .split(needle)
+                .nth(1)
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())),
+            "{name}: names the line: {stderr}"
+        );
+        assert!(!out.exists(), "{name}: nothing written");
+    }
+}
+
+#[test]
+fn unknown_lockfile_names_and_flags_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("poetry.lock"), "").unwrap();
+    let result = run(strata()
+        .args(["fetch", "-o"])
+        .arg(dir.path().join("o"))
+        .arg(dir.path().join("poetry.lock")));
+    assert_eq!(result.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&result.stderr).contains("pylock.toml"),
+        "lists the accepted names"
+    );
+    let result = run(strata().args(["fetch", "--no-such-flag", "x"]));
+    assert_eq!(result.status.code(), Some(2));
+}
+
+#[test]
+fn transient_upstream_failures_are_retried() {
+    let files = Files::new(1, 5_000);
+    let flaky = format!("generic/{}", files.generic[0].0);
+    let stalled = format!("rpm/{}", files.rpms[0].0);
+    let up = files
+        .serve(UpstreamBuilder::new())
+        .fault(
+            &flaky,
+            Fault::Status {
+                code: 503,
+                times: 2,
+            },
+        )
+        .fault(
+            &stalled,
+            Fault::StallTimes {
+                after_bytes: 1000,
+                times: 1,
+            },
+        )
+        .start()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let result = run(strata()
+        .args([
+            "fetch",
+            "--format",
+            "json",
+            "--read-timeout",
+            "1",
+            "--cache-dir",
+        ])
+        .arg(dir.path().join("cache"))
+        .arg("-o")
+        .arg(dir.path().join("out"))
+        .args(&lockfiles));
+    assert_eq!(result.status.code(), Some(0));
+    assert_eq!(up.requests(&flaky), 3);
+    assert_eq!(up.requests(&stalled), 2);
+}
+
+#[test]
+fn four_concurrent_processes_on_one_cache_download_each_digest_once() {
+    let files = Files::new(5, 200_000);
+    let up = files
+        .serve(UpstreamBuilder::new())
+        .latency(Duration::from_millis(50))
+        .rate_limit(4_000_000)
+        .start()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let cache = dir.path().join("cache");
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            strata()
+                .args(["fetch", "--format", "json", "--cache-dir"])
+                .arg(&cache)
+                .arg("-o")
+                .arg(dir.path().join(format!("out{i}")))
+                .args(&lockfiles)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut downloaded = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        downloaded += json(&out)["downloaded"].as_u64().unwrap();
+    }
+    assert_eq!(
+        downloaded,
+        files.count() as u64,
+        "each digest downloaded by exactly one process"
+    );
+    let stats = up.stats();
+    for (path, s) in &stats.paths {
+        assert_eq!(s.get, 1, "{path} was requested {} times", s.get);
+    }
+    assert_eq!(stats.paths.len(), files.count());
+    for i in 0..4 {
+        for (path, bytes) in files.expected_outputs() {
+            assert_eq!(
+                std::fs::read(dir.path().join(format!("out{i}")).join(&path)).unwrap(),
+                bytes
+            );
+        }
+    }
+}
+
+#[test]
+fn kill_9_mid_download_leaves_a_sound_cache_and_the_rerun_succeeds() {
+    let files = Files::new(1, 3_000_000);
+    let up = files
+        .serve(UpstreamBuilder::new())
+        .rate_limit(1_000_000)
+        .start()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let cache = dir.path().join("cache");
+    let mut child = strata()
+        .args(["fetch", "--cache-dir"])
+        .arg(&cache)
+        .arg("-o")
+        .arg(dir.path().join("out"))
+        .args(&lockfiles)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until bytes are flowing, then kill hard.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while up.stats().bytes_sent < 500_000 {
+        assert!(std::time::Instant::now() < deadline, "the download started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let tmp_before = std::fs::read_dir(cache.join("v1/tmp")).unwrap().count();
+    assert!(
+        tmp_before >= 1,
+        "the killed process left its partial download behind"
+    );
+    let verify = run(strata()
+        .args(["cache", "--cache-dir"])
+        .arg(&cache)
+        .args(["verify", "--format", "json"]));
+    assert_eq!(verify.status.code(), Some(0));
+    assert_eq!(json(&verify)["corrupt"].as_array().unwrap().len(), 0);
+    let rerun = run(strata()
+        .args(["fetch", "--format", "json", "--cache-dir"])
+        .arg(&cache)
+        .arg("-o")
+        .arg(dir.path().join("out"))
+        .args(&lockfiles));
+    assert_eq!(rerun.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_dir(cache.join("v1/tmp")).unwrap().count(),
+        0,
+        "leftovers cleaned by the next run"
+    );
+    for (path, bytes) in files.expected_outputs() {
+        assert_eq!(
+            std::fs::read(dir.path().join("out").join(&path)).unwrap(),
+            bytes
+        );
+    }
+    let verify = run(strata()
+        .args(["cache", "--cache-dir"])
+        .arg(&cache)
+        .arg("verify"));
+    assert_eq!(verify.status.code(), Some(0));
+}
+
+#[test]
+fn http_proxy_from_the_environment_is_used() {
+    let files = Files::new(1, 4_000);
+    // The proxy is a second upstream that serves the same paths; the lockfile URLs point at a
+    // port where nothing listens, so the fetch can only succeed through the proxy.
+    let proxy = files.serve(UpstreamBuilder::new()).start().unwrap();
+    let dead = UpstreamBuilder::new().start().unwrap();
+    let dead_url = dead.url("");
+    drop(dead);
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &proxy);
+    for lf in &lockfiles {
+        let text = std::fs::read_to_string(lf)
+            .unwrap()
+            .replace(&proxy.url(""), &dead_url);
+        std::fs::write(lf, text).unwrap();
+    }
+    let result = run(strata()
+        .env("HTTP_PROXY", proxy.url(""))
+        .env("http_proxy", proxy.url(""))
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .args(["fetch", "--format", "json", "--retries", "0", "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .arg("-o")
+        .arg(dir.path().join("out"))
+        .args(&lockfiles));
+    assert_eq!(result.status.code(), Some(0));
+    assert_eq!(proxy.stats().total_requests, files.count() as u64);
+    let no_proxy = run(strata()
+        .env("HTTP_PROXY", proxy.url(""))
+        .env("NO_PROXY", "127.0.0.1")
+        .args(["fetch", "--format", "json", "--retries", "0", "--cache-dir"])
+        .arg(dir.path().join("cache2"))
+        .arg("-o")
+        .arg(dir.path().join("out2"))
+        .args(&lockfiles));
+    assert_eq!(
+        no_proxy.status.code(),
+        Some(1),
+        "NO_PROXY bypasses the proxy, and the direct URL is dead"
+    );
+}
