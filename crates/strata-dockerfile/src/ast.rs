@@ -108,7 +108,7 @@ pub struct Instruction {
     /// (separator `=` or empty for the `KEY value` form), `FROM`/`EXPOSE`/shell-form
     /// `COPY`/`ADD`/`VOLUME` give white-space separated words, `ARG` gives quote-aware words,
     /// exec forms give the JSON elements, other shell forms give the whole text, `HEALTHCHECK`
-    /// gives its type then its command, and unknown instructions give nothing.
+    /// gives its type then its command, and unknown instructions give one empty string.
     pub values: Vec<String>,
     /// For `ONBUILD`, the instruction it wraps.
     pub onbuild: Option<Box<Instruction>>,

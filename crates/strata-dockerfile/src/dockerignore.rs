@@ -79,7 +79,8 @@ pub enum PatternError {
     /// A lone `!`.
     #[error("illegal exclusion pattern: \"!\"")]
     LoneExclusion,
-    /// Malformed glob syntax (unclosed `[`, trailing `\`, bad range...).
+    /// Malformed glob syntax (unclosed `[`, trailing `\`, bad range...), or a pattern that
+    /// cannot be turned into a regex (e.g. an escaped non-ASCII character).
     #[error("syntax error in pattern: {0}")]
     BadPattern(String),
 }
@@ -91,6 +92,9 @@ enum Kind {
     Prefix(String),
     Suffix(String),
     Regex(Regex),
+    /// Valid glob syntax whose regex does not compile; like moby, this is only an error once
+    /// the pattern is actually evaluated.
+    Broken(String),
 }
 
 #[derive(Debug, Clone)]
@@ -137,8 +141,15 @@ impl Matcher {
 
     /// Whether `path` (slash-separated, relative to the context root) is excluded: it or one
     /// of its parent directories matches a pattern, and the last matching pattern is not a
-    /// `!` exclusion.
+    /// `!` exclusion. A pattern that cannot be evaluated counts as "not excluded"; use
+    /// [`Matcher::try_matches`] to see that error.
     pub fn matches(&self, path: &str) -> bool {
+        self.try_matches(path).unwrap_or(false)
+    }
+
+    /// Like [`Matcher::matches`], but reports a pattern whose regex does not compile when it
+    /// is evaluated for this path (moby's `MatchesOrParentMatches` error).
+    pub fn try_matches(&self, path: &str) -> Result<bool, PatternError> {
         let parent = gostr::dir_path(path);
         let parent_dirs: Vec<&str> = parent.split('/').collect();
         let mut matched = false;
@@ -148,20 +159,23 @@ impl Matcher {
             if p.exclusion != matched {
                 continue;
             }
-            let hit = p.matches(path)
-                || (parent != "."
-                    && (1..=parent_dirs.len()).any(|i| p.matches(&parent_dirs[..i].join("/"))));
+            let mut hit = p.matches(path)?;
+            if !hit && parent != "." {
+                // Parent directories: a broken pattern already failed above.
+                hit = (1..=parent_dirs.len())
+                    .any(|i| p.matches(&parent_dirs[..i].join("/")).unwrap_or(false));
+            }
             if hit {
                 matched = !p.exclusion;
             }
         }
-        matched
+        Ok(matched)
     }
 }
 
 impl Compiled {
-    fn matches(&self, path: &str) -> bool {
-        match &self.kind {
+    fn matches(&self, path: &str) -> Result<bool, PatternError> {
+        Ok(match &self.kind {
             Kind::Exact => path == self.cleaned,
             Kind::Prefix(prefix) => path.starts_with(prefix.as_str()),
             Kind::Suffix(suffix) => {
@@ -170,7 +184,8 @@ impl Compiled {
                     || suffix.strip_prefix('/').is_some_and(|rest| path == rest)
             }
             Kind::Regex(re) => re.is_match(path),
-        }
+            Kind::Broken(why) => return Err(PatternError::BadPattern(why.clone())),
+        })
     }
 }
 
@@ -187,12 +202,15 @@ fn compile(cleaned: &str) -> Result<Compiled, PatternError> {
         KindTag::Exact => Kind::Exact,
         KindTag::Prefix => Kind::Prefix(body[..body.len() - 2].to_string()),
         KindTag::Suffix => Kind::Suffix(body[2..].to_string()),
-        KindTag::Regex => Kind::Regex(
-            RegexBuilder::new(&go_regex_to_rust(&go_regex))
+        KindTag::Regex => match go_regex_to_rust(&go_regex).and_then(|re| {
+            RegexBuilder::new(&re)
                 .octal(true)
                 .build()
-                .map_err(|e| PatternError::BadPattern(format!("{body}: {e}")))?,
-        ),
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(re) => Kind::Regex(re),
+            Err(e) => Kind::Broken(format!("{body}: {e}")),
+        },
     };
     Ok(Compiled {
         cleaned: body.to_string(),
@@ -355,7 +373,7 @@ fn class_char(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<()
 /// The two agree on everything the pattern translation produces except a few details of
 /// escapes and bracket classes: Go's `\d \s \w \b` are ASCII-only, `[` inside a class is a
 /// literal in Go but opens a nested class here, and `&&`, `--`, `~~` are set operators here.
-fn go_regex_to_rust(go: &str) -> String {
+fn go_regex_to_rust(go: &str) -> Result<String, String> {
     let mut out = String::with_capacity(go.len() + 8);
     let mut chars = go.chars().peekable();
     let mut in_class = false;
@@ -364,6 +382,14 @@ fn go_regex_to_rust(go: &str) -> String {
         let at_start = std::mem::replace(&mut class_start, false);
         match c {
             '\\' => match chars.next() {
+                Some(e) if in_class && is_perl_class(e) => {
+                    // Go rejects a Perl class as the end of a range (`[a-\d]`); after one
+                    // (`[\d-z]`) a dash is a literal.
+                    if ends_with_bare_dash(&out) && !at_start && !out.ends_with("[-") {
+                        return Err(format!("invalid character class range near \\{e}"));
+                    }
+                    out.push_str(&rust_escape(e));
+                }
                 Some(e) => out.push_str(&rust_escape(e)),
                 None => out.push_str("\\\\"),
             },
@@ -382,7 +408,9 @@ fn go_regex_to_rust(go: &str) -> String {
                 in_class = false;
             }
             // A dash right after a dash would be a set difference here; in Go it is a range end.
-            '-' if in_class && !ends_with_bare_dash(&out) => out.push('-'),
+            '-' if in_class && !ends_with_bare_dash(&out) && !ends_with_nested_class(&out) => {
+                out.push('-')
+            }
             '[' | ']' | '&' | '~' | '-' | '^' if in_class => {
                 out.push('\\');
                 out.push(c);
@@ -391,12 +419,23 @@ fn go_regex_to_rust(go: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    Ok(out)
+}
+
+/// Go's Perl character classes `\d \D \s \S \w \W`.
+fn is_perl_class(e: char) -> bool {
+    matches!(e, 'd' | 'D' | 's' | 'S' | 'w' | 'W')
 }
 
 /// Whether the regex so far ends with an unescaped `-`.
 fn ends_with_bare_dash(out: &str) -> bool {
     out.ends_with('-') && !out.ends_with("\\-")
+}
+
+/// Whether the regex so far ends with a nested class (`[0-9]` from `\d`, or `[:alpha:]`),
+/// after which Go reads a dash as a literal.
+fn ends_with_nested_class(out: &str) -> bool {
+    out.ends_with(']') && !out.ends_with("\\]")
 }
 
 /// Copies a POSIX class such as `[:alpha:]` through to its closing `:]`.
@@ -516,7 +555,20 @@ mod tests {
         );
         assert!(m(&["[[]x"], "[x"));
         assert!(m(&["a\\dc"], "a1c"));
+        assert!(m(&["[\\d-x]"], "-") && m(&["[\\d-x]"], "x") && !m(&["[\\d-x]"], "y"));
+        assert!(m(&["[\\]-a]"], "_"), "an escaped ] still starts a range");
+        let range_to_class = Matcher::from_globs(["[a-\\d]"]).unwrap();
+        assert!(range_to_class.try_matches("a").is_err());
         assert!(!m(&["a\\dc"], "a٣c"), "\\d is ASCII-only as in Go");
+        // A regex error surfaces only when the pattern is evaluated, as in moby.
+        let broken = Matcher::from_globs(["x", "!a\\é"]).unwrap();
+        assert_eq!(broken.try_matches("y"), Ok(false));
+        assert!(
+            Matcher::from_globs(["a\\é"])
+                .unwrap()
+                .try_matches("y")
+                .is_err()
+        );
     }
 
     #[test]

@@ -70,8 +70,8 @@ fn dispatch(keyword: &str, rest: &str, escape: char) -> LineResult {
         "healthcheck" => health_config(rest),
         "maintainer" | "stopsignal" | "user" | "workdir" => Ok(whole_string(rest)),
         "onbuild" => sub_command(rest, escape),
-        // BuildKit's parser keeps unknown instructions with no arguments.
-        _ => Ok(Parsed::default()),
+        // BuildKit's parser keeps unknown instructions, with one empty argument node.
+        _ => Ok(Parsed::words(vec![String::new()])),
     }
 }
 
