@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what strata's build, example and tests need on a fresh Debian machine.
+# Usage: scripts/setup-debian.sh build|test
+#   build: a C toolchain for crates with C parts (ring), pkg-config, git.
+#   test:  build + everything the test suite drives for real (see the list below).
+# Does nothing for packages already present; needs root (or sudo) only when something is missing.
+set -euo pipefail
+what=${1:-test}
+packages=(gcc libc6-dev pkg-config git ca-certificates)
+if [ "$what" = test ]; then
+  packages+=(
+    python3 python3-pip python3-venv  # pip as a real client of the output tree
+    npm                               # npm as a real client of the output tree
+    util-linux                        # mount/umount for the tmpfs ENOSPC test
+    curl time                         # benchmark baselines and peak-RSS measurement
+  )
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup: missing ${missing[*]} and no apt-get here; install them by hand" >&2
+  exit 1
+fi
+sudo=
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+echo "setup: installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine (as root, or with sudo for the installs):
+# installs what the tests drive for real, then runs every crate's tests.
+#
+# Tests that need a real component (a tmpfs mount, FUSE, a container engine...) skip with a
+# loud SKIP line when it is missing, unless STRATA_TEST_REQUIRE_ALL=1 (as in CI): then they fail.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+scripts/setup-debian.sh test
+cargo test --workspace --locked "$@"
