@@ -233,15 +233,20 @@ fn component(a: &Artifact, opts: &SbomOptions) -> Option<Component> {
                     "download_url",
                     repoid
                         .is_none()
-                        .then(|| a.urls.first().map(String::as_str))
-                        .flatten(),
+                        .then(|| a.urls.first().map(|u| without_credentials(u)))
+                        .flatten()
+                        .as_deref(),
                 );
             let version = (!version.is_empty()).then(|| version.to_owned());
             (a.name.clone(), version, purl)
         }
         (Ecosystem::Generic, _) => {
             let name = a.path.rsplit('/').next().unwrap_or(&a.filename).to_owned();
-            let url = a.urls.first().cloned().unwrap_or_default();
+            let url = a
+                .urls
+                .first()
+                .map(|u| without_credentials(u))
+                .unwrap_or_default();
             let checksum = checksum(a);
             let purl = Purl::new("generic", &name)
                 .qualifier("download_url", Some(&url))
@@ -405,5 +410,35 @@ mod tests {
         assert_eq!(split_evr("1:2.3-4.el9"), (Some("1"), "2.3-4.el9", "2.3"));
         assert_eq!(split_evr("2.3-4.el9"), (None, "2.3-4.el9", "2.3"));
         assert_eq!(split_evr("2.3"), (None, "2.3", "2.3"));
+    }
+}
+
+/// The URL without `user:password@`: an SBOM is published, credentials must never be in it.
+fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::without_credentials;
+
+    #[test]
+    fn credentials_are_stripped() {
+        let cases = [
+            ("http://u:p@127.0.0.1:8/a?x=@", "http://127.0.0.1:8/a?x=@"),
+            ("https://tok@127.0.0.1/a", "https://127.0.0.1/a"),
+            ("http://127.0.0.1/a@b", "http://127.0.0.1/a@b"),
+            ("not a url", "not a url"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(without_credentials(input), expected, "{input}");
+        }
     }
 }

@@ -173,6 +173,7 @@ pub struct UpstreamBuilder {
     faults: HashMap<String, Fault>,
     addr: SocketAddr,
     log_requests: bool,
+    basic_auth: Option<String>,
 }
 
 impl Default for UpstreamBuilder {
@@ -193,6 +194,7 @@ impl UpstreamBuilder {
             faults: HashMap::new(),
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             log_requests: false,
+            basic_auth: None,
         }
     }
 
@@ -237,6 +239,15 @@ impl UpstreamBuilder {
     /// read it back with [`Upstream::addr`]).
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
+        self
+    }
+
+    /// Requires HTTP basic authentication with `user` and `password` on every file
+    /// request: others get `401 Unauthorized` (and are counted like any request).
+    pub fn require_basic_auth(mut self, user: &str, password: &str) -> Self {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.basic_auth = Some(format!("Basic {token}"));
         self
     }
 

@@ -39,6 +39,7 @@ pub(crate) struct Shared {
     latency: Duration,
     rate_limit: Option<u64>,
     log_requests: bool,
+    basic_auth: Option<String>,
     faults: Mutex<HashMap<String, FaultState>>,
     counters: Mutex<Counters>,
 }
@@ -311,6 +312,7 @@ pub(crate) fn start(builder: UpstreamBuilder) -> io::Result<Upstream> {
         faults,
         addr,
         log_requests,
+        basic_auth,
     } = builder;
     let shared = Arc::new(Shared {
         files,
@@ -318,6 +320,7 @@ pub(crate) fn start(builder: UpstreamBuilder) -> io::Result<Upstream> {
         latency,
         rate_limit,
         log_requests,
+        basic_auth,
         faults: Mutex::new(
             faults
                 .into_iter()
@@ -451,6 +454,20 @@ async fn handle(
     let key = path_key(&decoded);
     shared.count_request(&key, head);
     let guard = RequestGuard::new(shared.clone());
+    if let Some(expected) = &shared.basic_auth {
+        let given = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(expected.as_str()) {
+            let mut resp = simple(StatusCode::UNAUTHORIZED, "authentication required\n");
+            resp.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"strata-upstream\""),
+            );
+            return resp;
+        }
+    }
 
     if !shared.latency.is_zero() {
         tokio::time::sleep(shared.latency).await;

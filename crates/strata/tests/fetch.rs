@@ -443,3 +443,109 @@ fn http_proxy_from_the_environment_is_used() {
         "NO_PROXY bypasses the proxy, and the direct URL is dead"
     );
 }
+
+#[test]
+fn netrc_credentials_are_sent_and_never_printed() {
+    let files = Files::new(1, 3_000);
+    let up = files
+        .serve(UpstreamBuilder::new())
+        .require_basic_auth("builder", "s3cr3t-pw")
+        .start()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let fetch = |netrc: &std::path::Path, out: &str| {
+        run(strata()
+            .env("NETRC", netrc)
+            .args([
+                "fetch",
+                "--format",
+                "json",
+                "--retries",
+                "0",
+                "-v",
+                "--cache-dir",
+            ])
+            .arg(dir.path().join(format!("cache-{out}")))
+            .arg("-o")
+            .arg(dir.path().join(out))
+            .args(&lockfiles))
+    };
+    let none = dir.path().join("missing-netrc");
+    let denied = fetch(&none, "denied");
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        json(&denied)["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("401")
+    );
+    let netrc = dir.path().join("netrc");
+    std::fs::write(
+        &netrc,
+        "machine 127.0.0.1 login builder password s3cr3t-pw\n",
+    )
+    .unwrap();
+    let allowed = fetch(&netrc, "allowed");
+    assert_eq!(allowed.status.code(), Some(0));
+    for out in [&denied, &allowed] {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("s3cr3t-pw"), "the password is never printed");
+    }
+}
+
+#[test]
+fn credentials_in_lockfile_urls_are_redacted_from_messages() {
+    let files = Files::new(1, 3_000);
+    let bad = format!("pypi/{}", files.wheels[0].0);
+    let up = files
+        .serve(UpstreamBuilder::new())
+        .fault(&bad, Fault::WrongBytes)
+        .start()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let pylock = &lockfiles[0];
+    let text = std::fs::read_to_string(pylock)
+        .unwrap()
+        .replace("http://127.0.0.1", "http://me:tok3n-value@127.0.0.1");
+    std::fs::write(pylock, text).unwrap();
+    let out = run(strata()
+        .args(["fetch", "--format", "json", "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .arg("-o")
+        .arg(dir.path().join("out"))
+        .arg(pylock));
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("checksum mismatch"), "{all}");
+    assert!(!all.contains("tok3n-value"), "{all}");
+
+    let generic = &lockfiles[3];
+    let text = std::fs::read_to_string(generic)
+        .unwrap()
+        .replace("http://127.0.0.1", "http://me:tok3n-value@127.0.0.1");
+    std::fs::write(generic, text).unwrap();
+    let out_dir = dir.path().join("out-generic");
+    let ok = run(strata()
+        .args(["fetch", "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .arg("-o")
+        .arg(&out_dir)
+        .arg(generic));
+    assert_eq!(ok.status.code(), Some(0));
+    let bom = std::fs::read_to_string(out_dir.join("bom.json")).unwrap();
+    assert!(bom.contains("download_url=http://127.0.0.1"), "{bom}");
+    assert!(
+        !bom.contains("tok3n-value"),
+        "the SBOM never carries credentials: {bom}"
+    );
+}
