@@ -41,6 +41,10 @@ pub enum Command {
     InjectFiles(InjectArgs),
     /// Inspect and maintain the shared artifact cache.
     Cache(CacheArgs),
+    /// Mount the output tree lazily with FUSE: files download when first opened.
+    Mount(crate::cmd::mount::MountArgs),
+    /// Unmount a `strata mount` and wait for its daemon to finish.
+    Umount(crate::cmd::mount::UmountArgs),
 }
 
 const FETCH_EXAMPLES: &str = "\

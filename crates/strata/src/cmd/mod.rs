@@ -4,3 +4,4 @@ pub mod cache;
 pub mod env;
 pub mod fetch;
 pub mod inject;
+pub mod mount;

@@ -1,0 +1,450 @@
+//! `strata mount` and `strata umount`: the lazy FUSE view of the output tree.
+
+use std::ffi::OsString;
+use std::io::{Read as _, Write as _};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow};
+use clap::Args;
+use strata_lazyfs::mounts::{self, Existing};
+use strata_lazyfs::{FsOptions, LazyFs, LazyHandle, MountOptions, Mounted, PrefetchPriority};
+use strata_lock::{Artifact, Filter, SkipReason};
+use strata_store::{FetchOptions, Fetcher, Netrc, Store};
+use strata_tree::{Tree, TreeOptions};
+
+use crate::cli::CacheDirArg;
+use crate::exit::{CmdResult, input, work};
+
+/// Set in the environment of the re-executed daemon: the fd to write "ready" to.
+const READY_FD_ENV: &str = "STRATA_MOUNT_READY_FD";
+
+/// Arguments of `strata mount`.
+#[derive(Debug, Args)]
+#[command(after_long_help = MOUNT_HELP)]
+pub struct MountArgs {
+    /// Where to mount (created if missing).
+    #[arg(value_name = "MOUNTPOINT")]
+    pub mountpoint: PathBuf,
+    /// Lockfiles, as for `strata fetch`.
+    #[arg(required = true, value_name = "LOCKFILE")]
+    pub lockfiles: Vec<PathBuf>,
+    /// Run in the background; return once the mount is ready. Logs go to
+    /// <cache-dir>/logs/mount-<mountpoint>.log.
+    #[arg(long)]
+    pub daemon: bool,
+    #[command(flatten)]
+    pub cache: CacheDirArg,
+    /// Where the build will see the mount (e.g. /cachi2/output) [default: MOUNTPOINT's
+    /// absolute path]. Used in .build-config.json and the rpm repo files.
+    #[arg(long, value_name = "PATH")]
+    pub for_output_dir: Option<PathBuf>,
+    /// Write the files the build opens, in order, with timings (JSON lines) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// After mounting, fetch in the background: the files of a recorded profile (FILE), every
+    /// artifact at the lowest priority (`all`), or nothing (`none`).
+    #[arg(long, value_name = "FILE|all|none", default_value = "none")]
+    pub prefetch: String,
+    /// Let other users (and build containers in user namespaces) read the mount.
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Downloads in flight at once (opens and a profile prefetch each get this many).
+    #[arg(short, long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub jobs: u16,
+    /// Keep only wheels for these architectures, as for `strata fetch`.
+    #[arg(long = "arch", value_name = "ARCH")]
+    pub arches: Vec<String>,
+    /// Skip lockfile entries that have no downloadable file instead of failing.
+    #[arg(long)]
+    pub skip_unfetchable: bool,
+    /// Retries of a URL after a transient failure; then the open fails with EIO.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+    /// Seconds without any data after which a download counts as stalled.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub read_timeout: u64,
+    /// Serve reads in strata even where FUSE passthrough is available.
+    #[arg(long)]
+    pub no_passthrough: bool,
+}
+
+const MOUNT_HELP: &str = "\
+The mount holds exactly the tree `strata fetch` writes (deps/..., bom.json,
+.build-config.json), so the same Containerfile works eager or lazy:
+  strata mount --daemon --for-output-dir /cachi2/output --allow-other /tmp/deps pylock.toml
+  podman build -v /tmp/deps:/cachi2/output:ro .
+  strata umount /tmp/deps
+
+Listing and stat never download. Opening a file that is not in the cache yet blocks that
+open until the file is downloaded and verified (other opens go on); a failed download makes
+the open fail with EIO and is logged.
+
+Prefetch trade-off: without it a build pays the download latency of each file when it first
+opens it, which wins when a build uses a small part of its lockfiles. Record a profile once
+(--record build.jsonl) and replay it (--prefetch build.jsonl) to download those files in the
+background right after mounting, ahead of the build; files outside the profile stay lazy.
+`--prefetch all` downloads everything, yielding to the build's own opens: the build finishes
+no later, but the bandwidth and disk of a full fetch are spent.
+
+Exit status: 0 unmounted cleanly, 1 the mount failed, 2 bad input.";
+
+/// Arguments of `strata umount`.
+#[derive(Debug, Args)]
+pub struct UmountArgs {
+    /// The mountpoint of a `strata mount`.
+    #[arg(value_name = "MOUNTPOINT")]
+    pub mountpoint: PathBuf,
+}
+
+/// Runs `strata mount`.
+pub fn run(args: MountArgs) -> CmdResult {
+    let ready_fd = std::env::var(READY_FD_ENV).ok();
+    match (args.daemon, ready_fd) {
+        (true, None) => spawn_daemon(&args),
+        (_, fd) => serve(args, fd.and_then(|f| f.parse().ok())),
+    }
+}
+
+/// Lockfiles → artifacts → tree, as `strata fetch` plans it; errors here are bad input.
+fn plan(
+    args: &MountArgs,
+    mountpoint: &Path,
+) -> Result<(Vec<Artifact>, Tree), crate::exit::Failure> {
+    let filter = Filter {
+        arches: args.arches.clone(),
+        skip_unfetchable: args.skip_unfetchable,
+        ..Filter::default()
+    };
+    let outcome = strata_lock::load_all_with_skipped(&args.lockfiles, &filter).map_err(input)?;
+    for s in &outcome.skipped {
+        if let SkipReason::Unfetchable(why) = &s.reason {
+            tracing::warn!("skipped {} ({}): {why}", s.name, s.origin);
+        }
+    }
+    let for_output_dir = args
+        .for_output_dir
+        .clone()
+        .unwrap_or_else(|| mountpoint.to_path_buf());
+    let npm_projects = strata_tree::load_npm_projects(&outcome.artifacts).map_err(input)?;
+    let options = TreeOptions {
+        for_output_dir: Some(for_output_dir.to_string_lossy().into_owned()),
+        npm_projects,
+        sbom: Default::default(),
+    };
+    let tree = Tree::build(&outcome.artifacts, &options).map_err(input)?;
+    Ok((outcome.artifacts, tree))
+}
+
+fn fetcher(store: &Store, args: &MountArgs, jobs: usize) -> Result<Fetcher, crate::exit::Failure> {
+    let options = FetchOptions {
+        jobs,
+        retries: args.retries,
+        read_timeout: Duration::from_secs(args.read_timeout.max(1)),
+        netrc: Netrc::load_default(),
+        ..FetchOptions::default()
+    };
+    Fetcher::new(store.clone(), options).map_err(|e| work(anyhow!(e)))
+}
+
+/// What to prefetch, decided before mounting so that a bad profile is an input error.
+enum Prefetch {
+    None,
+    All,
+    Profile(Vec<String>),
+}
+
+fn parse_prefetch(arg: &str) -> Result<Prefetch, crate::exit::Failure> {
+    Ok(match arg {
+        "none" => Prefetch::None,
+        "all" => Prefetch::All,
+        file => Prefetch::Profile(
+            strata_lazyfs::load_profile(Path::new(file))
+                .map_err(input)?
+                .into_iter()
+                .map(|e| e.path)
+                .collect(),
+        ),
+    })
+}
+
+/// Mounts in this process and serves until unmounted.
+fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
+    if ready_fd.is_some() {
+        // SAFETY: setsid has no preconditions; it detaches the daemon from the terminal.
+        unsafe { libc::setsid() };
+    }
+    let started = Instant::now();
+    let mountpoint = prepare_mountpoint(&args.mountpoint)?;
+    let (artifacts, tree) = plan(&args, &mountpoint)?;
+    let prefetch = parse_prefetch(&args.prefetch)?;
+    let store = Store::open(args.cache.resolve()).map_err(work)?;
+    let demand = fetcher(&store, &args, usize::from(args.jobs))?;
+    let recorder = match &args.record {
+        Some(path) => Some(
+            strata_lazyfs::Recorder::create(path)
+                .with_context(|| format!("could not create the profile {}", path.display()))
+                .map_err(input)?,
+        ),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+        .map_err(work)?;
+    let files = artifacts.len();
+    let fs = LazyFs::new(
+        tree,
+        artifacts,
+        demand,
+        runtime.handle().clone(),
+        FsOptions {
+            passthrough: !args.no_passthrough,
+            recorder,
+        },
+    );
+    let options = MountOptions {
+        allow_other: args.allow_other,
+        ..MountOptions::default()
+    };
+    let mounted = Mounted::mount(fs, &mountpoint, &options)
+        .with_context(|| format!("could not mount at {}", mountpoint.display()))
+        .map_err(work)?;
+    let handle = mounted.handle();
+    eprintln!(
+        "strata: mounted {files} artifacts at {} in {} ms (pid {}{})",
+        mountpoint.display(),
+        started.elapsed().as_millis(),
+        std::process::id(),
+        if handle.passthrough() {
+            ", passthrough"
+        } else {
+            ""
+        },
+    );
+    if let Some(fd) = ready_fd {
+        signal_ready(fd);
+    }
+    let unmounter = mounted.unmounter();
+    runtime.spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received, unmounting");
+        if let Err(e) = unmounter.unmount() {
+            eprintln!("strata: could not unmount: {e}");
+        }
+    });
+    start_prefetch(&runtime, &handle, prefetch, &store, &args)?;
+    let summary = mounted
+        .run()
+        .with_context(|| format!("serving {} failed", mountpoint.display()))
+        .map_err(work)?;
+    runtime.shutdown_background();
+    eprintln!(
+        "strata: unmounted {} after {:.1}s: {} opens ({} waited {:.1}s in total), {} downloaded ({}), {} shared, {} prefetched, {} failed",
+        mountpoint.display(),
+        summary.mounted_ms as f64 / 1000.0,
+        summary.opens,
+        summary.opens_waited,
+        summary.wait_ms as f64 / 1000.0,
+        summary.downloaded,
+        indicatif::HumanBytes(summary.downloaded_bytes),
+        summary.shared,
+        summary.prefetched,
+        summary.failed,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn start_prefetch(
+    runtime: &tokio::runtime::Runtime,
+    handle: &LazyHandle,
+    prefetch: Prefetch,
+    store: &Store,
+    args: &MountArgs,
+) -> Result<(), crate::exit::Failure> {
+    let jobs = usize::from(args.jobs);
+    let (ids, jobs, priority) = match prefetch {
+        Prefetch::None => return Ok(()),
+        Prefetch::All => (
+            handle.all_artifacts(),
+            (jobs / 4).max(1),
+            PrefetchPriority::Lowest,
+        ),
+        Prefetch::Profile(paths) => {
+            let ids = paths
+                .iter()
+                .filter_map(|p| {
+                    let id = handle.resolve_artifact(p);
+                    if id.is_none() {
+                        tracing::info!("prefetch: {p} is not an artifact of this mount; skipped");
+                    }
+                    id
+                })
+                .collect();
+            (ids, jobs, PrefetchPriority::Profile)
+        }
+    };
+    let fetcher = fetcher(store, args, jobs)?;
+    let handle = handle.clone();
+    runtime.spawn(async move { handle.prefetch(fetcher, ids, jobs, priority).await });
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Creates the mountpoint if needed and cleans a stale mount a crashed daemon left there.
+fn prepare_mountpoint(path: &Path) -> Result<PathBuf, crate::exit::Failure> {
+    let abs = std::path::absolute(path)
+        .with_context(|| format!("could not resolve {}", path.display()))
+        .map_err(input)?;
+    match mounts::clean_stale(&abs)
+        .with_context(|| format!("could not inspect the mount at {}", abs.display()))
+        .map_err(work)?
+    {
+        Existing::None => {}
+        Existing::CleanedStale(m) => {
+            eprintln!(
+                "strata: detached a stale mount at {} left by a daemon that died ({})",
+                abs.display(),
+                m.source
+            );
+        }
+        Existing::Live(m) => {
+            return Err(input(anyhow!(
+                "{} is already mounted ({} {}); run `strata umount {}` first",
+                abs.display(),
+                m.fstype,
+                m.source,
+                abs.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(&abs)
+        .with_context(|| format!("could not create the mountpoint {}", abs.display()))
+        .map_err(input)?;
+    Ok(abs)
+}
+
+fn signal_ready(fd: i32) {
+    // SAFETY: the fd was handed to this process by its parent for exactly this purpose and
+    // nothing else in this process uses it.
+    let mut pipe = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let _ = pipe.write_all(b"ready\n");
+}
+
+/// The daemon's log file for a mountpoint.
+fn log_path(cache_dir: &Path, mountpoint: &Path) -> PathBuf {
+    let name: String = mountpoint
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    cache_dir.join("logs").join(format!("mount{name}.log"))
+}
+
+/// Re-executes strata in the background and returns once it reports the mount ready.
+fn spawn_daemon(args: &MountArgs) -> CmdResult {
+    let abs = std::path::absolute(&args.mountpoint)
+        .with_context(|| format!("could not resolve {}", args.mountpoint.display()))
+        .map_err(input)?;
+    let log = log_path(&args.cache.resolve(), &abs);
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create {}", dir.display()))
+            .map_err(work)?;
+    }
+    let log_file = std::fs::File::create(&log)
+        .with_context(|| format!("could not create the daemon log {}", log.display()))
+        .map_err(work)?;
+    let (reader, writer) = std::io::pipe()
+        .context("could not create a pipe")
+        .map_err(work)?;
+    let writer = OwnedFd::from(writer);
+    // SAFETY: clearing FD_CLOEXEC on an fd this function owns, so the child inherits it.
+    unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_SETFD, 0) };
+    let exe = std::env::current_exe()
+        .context("could not find the strata executable")
+        .map_err(work)?;
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut child = std::process::Command::new(exe)
+        .args(argv)
+        .env(READY_FD_ENV, writer.as_raw_fd().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .context("could not start the mount daemon")
+        .map_err(work)?;
+    drop(writer);
+    let mut answer = String::new();
+    let _ = (&reader).read_to_string(&mut answer);
+    if answer.starts_with("ready") {
+        eprintln!(
+            "strata: mounted at {} (daemon pid {}, log {})",
+            abs.display(),
+            child.id(),
+            log.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let status = child.wait().ok().and_then(|s| s.code()).unwrap_or(1);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    eprint!("{text}");
+    Ok(ExitCode::from(status.clamp(1, 255) as u8))
+}
+
+/// Runs `strata umount`.
+pub fn umount(args: UmountArgs) -> CmdResult {
+    let abs = std::path::absolute(&args.mountpoint)
+        .with_context(|| format!("could not resolve {}", args.mountpoint.display()))
+        .map_err(input)?;
+    let entry = mounts::find(&abs)
+        .context("could not read /proc/self/mountinfo")
+        .map_err(work)?
+        .ok_or_else(|| input(anyhow!("nothing is mounted at {}", abs.display())))?;
+    let Some(pid) = entry.strata_pid() else {
+        return Err(input(anyhow!(
+            "{} is a {} mount of {}, not a strata mount; not touching it",
+            abs.display(),
+            entry.fstype,
+            entry.source
+        )));
+    };
+    mounts::unmount(&abs)
+        .with_context(|| format!("could not unmount {}", abs.display()))
+        .map_err(work)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mounts::process_alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if mounts::process_alive(pid) && mounts::find(&abs).ok().flatten().is_some() {
+        eprintln!(
+            "strata: {} is busy; detached it, it goes away when its last user closes it",
+            abs.display()
+        );
+    } else {
+        eprintln!("strata: unmounted {}", abs.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
