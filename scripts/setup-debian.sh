@@ -13,6 +13,8 @@ if [ "$what" = test ]; then
     npm                               # npm as a real client of the output tree
     util-linux                        # mount/umount for the tmpfs ENOSPC test
     curl time                         # benchmark baselines and peak-RSS measurement
+    docker.io containerd runc         # a real Docker engine (BuildKit) for build tests
+    busybox-static                    # test images are built FROM scratch with a static busybox
   )
 fi
 missing=()

@@ -8,4 +8,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 scripts/setup-debian.sh test
+# A Docker engine of our own for the build tests (see the script); tests read STRATA_DOCKER_HOST.
+if [ "$(id -u)" -eq 0 ]; then
+  STRATA_DOCKER_HOST=$(scripts/start-dockerd.sh)
+  export STRATA_DOCKER_HOST
+fi
 cargo test --workspace --locked "$@"
