@@ -45,7 +45,53 @@ pub enum Command {
     Mount(crate::cmd::mount::MountArgs),
     /// Unmount a `strata mount` and wait for its daemon to finish.
     Umount(crate::cmd::mount::UmountArgs),
+    /// Show a Containerfile's stage graph: parallel levels, critical path, cache keys.
+    #[command(after_long_help = PLAN_EXAMPLES)]
+    Plan(crate::cmd::plan::PlanArgs),
+    /// Check a Containerfile for cache and layer hygiene problems.
+    #[command(after_long_help = LINT_EXAMPLES)]
+    Lint(crate::cmd::lint::LintArgs),
 }
+
+const PLAN_EXAMPLES: &str = "\
+Examples:
+  # Stages, parallel levels, critical path and a cache key per stage:
+  strata plan -f Containerfile --context .
+
+  # Only what the `image` stage needs, with a build arg, as JSON:
+  strata plan --target image --build-arg DNF_CACHE_EPOCH=3 --format json | jq .levels
+
+  # Which stages will miss the cache compared with the last release?
+  strata plan --compare v1.2.0
+
+  # Draw the graph:
+  strata plan --format dot | dot -Tsvg > stages.svg
+  strata plan --format mermaid >> README.md
+
+Keys follow BuildKit's rules: COPY/ADD by the content, mode and symlink target of the files
+they select (not mtimes; .dockerignore and <Dockerfile>.dockerignore honoured), RUN by its
+command, environment (ENV and the stage's ARGs), mounts and parent. An ARG busts the RUNs
+after its declaration in the stage; undeclared proxy args (HTTP_PROXY, ...) never do. A base
+image tag is keyed by its text: pin by digest to see upstream changes.
+
+Context hashing is parallel and keeps a stat cache under the strata cache dir, so a second
+run re-reads only changed files.
+
+Exit status: 0 success, 1 the context could not be read, 2 bad input (unparseable
+Containerfile, unknown --target, bad --build-arg, unknown revision).";
+
+const LINT_EXAMPLES: &str = "\
+Examples:
+  strata lint -f Containerfile
+  strata lint --fail-on warning --format json | jq '.[].rule'
+  strata lint --format sarif > strata.sarif   # upload to GitHub code scanning
+
+Rules: merged-package-db (error), copy-ignored-file (error), context-copy-before-deps,
+package-cache-left, serial-downloads, unused-arg, unreachable-stage, unpinned-base
+(warnings).
+
+Exit status: 0 no finding at --fail-on severity (default error) or above, 1 such findings,
+2 unreadable or unparseable input.";
 
 const FETCH_EXAMPLES: &str = "\
 Examples:

@@ -21,6 +21,8 @@ fn main() -> std::process::ExitCode {
         Command::Env(args) => cmd::env::run(args),
         Command::InjectFiles(args) => cmd::inject::run(args),
         Command::Cache(args) => cmd::cache::run(args),
+        Command::Plan(args) => cmd::plan::run(args),
+        Command::Lint(args) => cmd::lint::run(args),
         Command::Mount(args) => cmd::mount::run(args),
         Command::Umount(args) => cmd::mount::umount(args),
     };

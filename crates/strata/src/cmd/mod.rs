@@ -4,4 +4,6 @@ pub mod cache;
 pub mod env;
 pub mod fetch;
 pub mod inject;
+pub mod lint;
 pub mod mount;
+pub mod plan;
