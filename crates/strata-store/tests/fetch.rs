@@ -519,3 +519,33 @@ async fn a_full_disk_is_a_clear_error_and_leaves_nothing() {
     assert_eq!(up.requests("big.bin"), 1, "a full disk is not retried");
     assert_eq!(temp_files(&store), 0, "nothing partial is kept");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_are_reused_across_downloads() {
+    let files: Vec<Vec<u8>> = (0..10).map(|i| payload(30_000, 40 + i)).collect();
+    let mut builder = UpstreamBuilder::new();
+    for (i, f) in files.iter().enumerate() {
+        builder = builder.file(&format!("k{i}.bin"), f.clone());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let fetcher = Fetcher::new(
+        store,
+        FetchOptions {
+            jobs: 1,
+            ..fast_options()
+        },
+    )
+    .unwrap();
+    let up = builder.start().unwrap();
+    for (i, f) in files.iter().enumerate() {
+        let a = artifact(&format!("k{i}.bin"), f, vec![up.url(&format!("k{i}.bin"))]);
+        fetcher.ensure(&a, &NoProgress).await.unwrap();
+    }
+    let stats = up.stats();
+    assert_eq!(stats.total_requests, 10);
+    assert_eq!(
+        stats.connections, 1,
+        "one keep-alive connection served every download"
+    );
+}

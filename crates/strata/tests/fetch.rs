@@ -549,3 +549,80 @@ fn credentials_in_lockfile_urls_are_redacted_from_messages() {
         "the SBOM never carries credentials: {bom}"
     );
 }
+
+#[test]
+fn arch_filter_and_unfetchable_entries() {
+    let wheels = [
+        "native-1.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "native-1.0-cp312-cp312-manylinux_2_17_aarch64.whl",
+        "native-1.0-cp312-cp312-macosx_11_0_arm64.whl",
+        "native-1.0-cp312-cp312-win_amd64.whl",
+        "pure-2.0-py3-none-any.whl",
+    ];
+    let mut builder = UpstreamBuilder::new();
+    let mut pylock = String::from("lock-version = \"1.0\"\ncreated-by = \"t\"\n");
+    let up_files: Vec<(String, Vec<u8>)> = wheels
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.to_string(), payload(1000 + i, 90 + i as u32)))
+        .collect();
+    for (name, bytes) in &up_files {
+        builder = builder.file(&format!("w/{name}"), bytes.clone());
+    }
+    let up = builder.start().unwrap();
+    for pkg in ["native", "pure"] {
+        pylock.push_str(&format!(
+            "\n[[packages]]\nname = \"{pkg}\"\nversion = \"{}\"\nwheels = [\n",
+            if pkg == "pure" { "2.0" } else { "1.0" }
+        ));
+        for (name, bytes) in up_files.iter().filter(|(n, _)| n.starts_with(pkg)) {
+            pylock.push_str(&format!(
+                "  {{ url = \"{}\", hashes = {{ sha256 = \"{}\" }} }},\n",
+                up.url(&format!("w/{name}")),
+                sha256_hex(bytes)
+            ));
+        }
+        pylock.push_str("]\n");
+    }
+    pylock.push_str(
+        "\n[[packages]]\nname = \"local\"\nversion = \"0.1\"\ndirectory = { path = \"./local\" }\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pylock.toml"), &pylock).unwrap();
+    let fetch = |extra: &[&str], out: &str| {
+        run(strata()
+            .args(["fetch", "--format", "json", "--cache-dir"])
+            .arg(dir.path().join("cache"))
+            .arg("-o")
+            .arg(dir.path().join(out))
+            .args(extra)
+            .arg(dir.path().join("pylock.toml")))
+    };
+    let refused = fetch(&["--arch", "x86_64"], "refused");
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a directory package is not downloadable"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("local") && stderr.contains("--skip-unfetchable"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("refused").exists());
+
+    let ok = fetch(&["--arch", "amd64", "--skip-unfetchable"], "out");
+    assert_eq!(ok.status.code(), Some(0));
+    let summary = json(&ok);
+    assert_eq!(summary["skipped"][0]["name"], "local", "{summary}");
+    let mut got: Vec<String> = std::fs::read_dir(dir.path().join("out/deps/pip"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![wheels[0].to_string(), wheels[4].to_string()],
+        "only x86_64 Linux and pure wheels"
+    );
+}

@@ -30,6 +30,8 @@ struct Summary {
     from_cache: usize,
     skipped: Vec<SkippedEntry>,
     failed: Vec<FailedArtifact>,
+    /// Wall-clock seconds.
+    duration: f64,
     duration_ms: u128,
 }
 
@@ -92,6 +94,7 @@ pub fn run(args: FetchArgs) -> CmdResult {
         from_cache: 0,
         skipped: plan.skipped,
         failed: Vec::new(),
+        duration: 0.0,
         duration_ms: 0,
     };
     for (digest, result) in results {
@@ -125,6 +128,7 @@ pub fn run(args: FetchArgs) -> CmdResult {
         write_generated(&args.output, &plan.tree)?;
     }
     summary.duration_ms = started.elapsed().as_millis();
+    summary.duration = started.elapsed().as_secs_f64();
     print_summary(&summary, args.format);
     Ok(if summary.failed.is_empty() {
         ExitCode::SUCCESS
