@@ -1,0 +1,542 @@
+//! `strata mount` end to end: real FUSE mounts, real processes, a real loopback upstream,
+//! and real clients (cat, sha256sum, pip, npm, buildah).
+
+mod common;
+#[path = "common/fuse.rs"]
+mod fuse;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use fuse::*;
+use strata_upstream::{Fault, UpstreamBuilder};
+
+const FOR: &str = "/cachi2/output";
+
+/// Lockfiles of every kind (`per_kind` files each) served by a fresh upstream.
+fn setup(per_kind: usize, dir: &Path) -> (Files, strata_upstream::Upstream, Vec<PathBuf>) {
+    let files = Files::new(per_kind, 20_000);
+    let up = files.serve(UpstreamBuilder::new()).start().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.join("src"), &up);
+    (files, up, lockfiles)
+}
+
+#[test]
+fn the_mount_is_the_fetch_tree_and_downloads_only_on_open() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, up, lockfiles) = setup(3, dir.path());
+    let out = dir.path().join("out");
+    let fetched = run(strata()
+        .args(["fetch", "--for-output-dir", FOR, "--cache-dir"])
+        .arg(dir.path().join("eager-cache"))
+        .arg("-o")
+        .arg(&out)
+        .args(&lockfiles));
+    assert_eq!(fetched.status.code(), Some(0));
+    up.reset_stats();
+
+    let mnt = dir.path().join("mnt");
+    let m = Mount::start(
+        &mnt,
+        &dir.path().join("cache"),
+        &lockfiles,
+        &["--for-output-dir", FOR],
+    );
+    let listed = list_files(&mnt);
+    let eager = list_files(&out);
+    let paths = |l: &[(String, u64)]| l.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(paths(&listed), paths(&eager), "same paths as strata fetch");
+    for ((path, size), (_, eager_size)) in listed.iter().zip(&eager) {
+        // Sizes the lockfile knows are right before any download; unknown ones read as 0.
+        assert!(
+            *size == *eager_size || *size == 0,
+            "{path}: {size} vs {eager_size}"
+        );
+    }
+    assert_eq!(
+        up.stats().total_requests,
+        0,
+        "listing and stat never download"
+    );
+
+    for (path, _) in &eager {
+        assert_eq!(
+            std::fs::read(mnt.join(path)).unwrap(),
+            std::fs::read(out.join(path)).unwrap(),
+            "{path}"
+        );
+        assert_eq!(
+            sha256sum(&mnt.join(path)),
+            sha256sum(&out.join(path)),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        list_files(&mnt),
+        eager,
+        "after opening, every size is the real one"
+    );
+    for (path, _) in files.expected_outputs() {
+        let url_path = upstream_path(&files, &path);
+        assert_eq!(up.requests(&url_path), 1, "{url_path} downloaded once");
+    }
+    let cat = Command::new("cat")
+        .arg(mnt.join("bom.json"))
+        .output()
+        .unwrap();
+    assert_eq!(cat.stdout, std::fs::read(out.join("bom.json")).unwrap());
+    assert_eq!(m.umount(), Some(0));
+    assert!(mount_source(&mnt).is_none(), "unmounted");
+    assert!(
+        m.log().contains(&format!("{} downloaded", files.count())),
+        "{}",
+        m.log()
+    );
+}
+
+/// The upstream URL path of an output path of [`Files`].
+fn upstream_path(files: &Files, out_path: &str) -> String {
+    let name = out_path.rsplit('/').next().unwrap();
+    if out_path.starts_with("deps/pip/") {
+        format!("pypi/{name}")
+    } else if out_path.starts_with("deps/npm/") {
+        let module = files
+            .npm
+            .iter()
+            .find(|(m, _)| name == format!("{m}-1.0.0.tgz"))
+            .map(|(m, _)| m.clone())
+            .unwrap();
+        format!("npm/{module}/-/{name}")
+    } else if out_path.starts_with("deps/rpm/") {
+        format!("rpm/{name}")
+    } else {
+        format!("generic/{name}")
+    }
+}
+
+#[test]
+fn wrong_bytes_fail_the_open_with_eio_and_the_mount_keeps_serving() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_files, up, lockfiles) = setup(2, dir.path());
+    up.set_fault("generic/blob0.bin", Some(Fault::WrongBytes));
+    let mnt = dir.path().join("mnt");
+    let m = Mount::start(&mnt, &dir.path().join("cache"), &lockfiles, &[]);
+    let err = std::fs::read(mnt.join("deps/generic/blob0.bin")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc_eio()), "{err}");
+    assert!(std::fs::read(mnt.join("deps/generic/blob1.bin")).is_ok());
+    assert!(std::fs::metadata(mnt.join("deps/pip")).is_ok());
+    up.set_fault("generic/blob0.bin", None);
+    assert!(
+        std::fs::read(mnt.join("deps/generic/blob0.bin")).is_ok(),
+        "a later open retries"
+    );
+    let log = m.log();
+    assert!(
+        log.contains("blob0.bin") && log.contains("checksum mismatch"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&up.url("generic/blob0.bin")),
+        "the URL is logged: {log}"
+    );
+}
+
+fn libc_eio() -> i32 {
+    5
+}
+
+#[test]
+fn two_mounts_on_one_store_download_each_digest_once() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = Files::new(4, 200_000);
+    let up = files
+        .serve(UpstreamBuilder::new())
+        .latency(Duration::from_millis(50))
+        .start()
+        .unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let cache = dir.path().join("cache");
+    let a = Mount::start(&dir.path().join("a"), &cache, &lockfiles, &[]);
+    let b = Mount::start(&dir.path().join("b"), &cache, &lockfiles, &[]);
+    let readers: Vec<_> = [&a.path, &b.path, &a.path, &b.path]
+        .into_iter()
+        .map(|root| {
+            let root = root.clone();
+            let paths: Vec<String> = files
+                .expected_outputs()
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            std::thread::spawn(move || {
+                paths
+                    .iter()
+                    .map(|p| std::fs::read(root.join(p)).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for r in readers {
+        let got = r.join().unwrap();
+        for (bytes, (path, want)) in got.iter().zip(files.expected_outputs()) {
+            assert_eq!(bytes.as_slice(), want, "{path}");
+        }
+    }
+    for (path, _) in files.expected_outputs() {
+        let url_path = upstream_path(&files, &path);
+        assert_eq!(up.requests(&url_path), 1, "{url_path}");
+    }
+}
+
+#[test]
+fn daemon_umount_and_recovery_after_kill_9() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _up, lockfiles) = setup(1, dir.path());
+    let mnt = dir.path().join("mnt");
+    let cache = dir.path().join("cache");
+    let m = Mount::start(&mnt, &cache, &lockfiles, &[]);
+    let pid = mount_pid(&mnt).unwrap();
+    assert_eq!(m.umount(), Some(0));
+    assert!(mount_source(&mnt).is_none());
+    assert!(!process_alive(pid), "the daemon exited");
+
+    let _m = Mount::start(&mnt, &cache, &lockfiles, &[]);
+    let pid = mount_pid(&mnt).unwrap();
+    let again = run(strata()
+        .args(["mount", "--cache-dir"])
+        .arg(&cache)
+        .arg(&mnt)
+        .args(&lockfiles));
+    assert_eq!(again.status.code(), Some(2), "a live mount is not replaced");
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !process_alive(pid)));
+    let dead = std::fs::read(mnt.join("bom.json")).unwrap_err();
+    assert!(
+        matches!(dead.raw_os_error(), Some(107 | 103)),
+        "ENOTCONN or ECONNABORTED: {dead}"
+    );
+    let m = Mount::start(&mnt, &cache, &lockfiles, &[]);
+    assert_ne!(mount_pid(&mnt), Some(pid));
+    let (path, want) = &files.expected_outputs()[0];
+    assert_eq!(std::fs::read(mnt.join(path)).unwrap(), *want);
+    assert_eq!(m.umount(), Some(0));
+}
+
+#[test]
+fn sigterm_unmounts_a_foreground_mount_and_logs_a_summary() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _up, lockfiles) = setup(1, dir.path());
+    let mnt = dir.path().join("mnt");
+    let mut child = strata()
+        .args(["mount", "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .arg(&mnt)
+        .args(&lockfiles)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || mount_pid(&mnt).is_some()));
+    let (path, want) = &files.expected_outputs()[0];
+    assert_eq!(std::fs::read(mnt.join(path)).unwrap(), *want);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(mount_source(&mnt).is_none());
+    assert!(
+        stderr.contains("unmounted") && stderr.contains("1 downloaded"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_recorded_profile_is_prefetched_in_the_background() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, up, lockfiles) = setup(2, dir.path());
+    let profile = dir.path().join("profile.jsonl");
+    let mnt = dir.path().join("mnt");
+    let record = ["--record", profile.to_str().unwrap()];
+    let m = Mount::start(&mnt, &dir.path().join("cache1"), &lockfiles, &record);
+    let wanted = [
+        "deps/generic/blob1.bin",
+        "deps/pip/pkg0-1.0-py3-none-any.whl",
+    ];
+    for p in wanted {
+        std::fs::read(mnt.join(p)).unwrap();
+    }
+    assert_eq!(m.umount(), Some(0));
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let recorded: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recorded.len(), 2, "{text}");
+    assert_eq!(recorded[0]["path"], wanted[0]);
+    assert_eq!(recorded[0]["source"], "download");
+    assert!(
+        recorded[0]["wait_ms"].is_u64() && recorded[1]["t_ms"].is_u64(),
+        "{text}"
+    );
+
+    up.reset_stats();
+    let prefetch = ["--prefetch", profile.to_str().unwrap()];
+    let _m = Mount::start(&mnt, &dir.path().join("cache2"), &lockfiles, &prefetch);
+    let urls: Vec<String> = wanted.iter().map(|p| upstream_path(&files, p)).collect();
+    assert!(
+        wait_until(Duration::from_secs(10), || urls
+            .iter()
+            .all(|u| up.requests(u) == 1)),
+        "the profile's files are fetched without any open"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(up.stats().total_requests, 2, "and nothing else");
+    for p in wanted {
+        std::fs::read(mnt.join(p)).unwrap();
+    }
+    assert_eq!(up.stats().total_requests, 2, "opens are then cache hits");
+}
+
+#[test]
+fn prefetch_all_fetches_everything() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, up, lockfiles) = setup(2, dir.path());
+    let mnt = dir.path().join("mnt");
+    let _m = Mount::start(
+        &mnt,
+        &dir.path().join("cache"),
+        &lockfiles,
+        &["--prefetch", "all"],
+    );
+    assert!(wait_until(Duration::from_secs(10), || {
+        up.stats().total_requests == files.count() as u64
+    }));
+}
+
+#[test]
+fn pip_installs_a_wheel_from_the_mount() {
+    if !require_fuse() || !require("python3 with pip", pip_ok()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wheel = tiny_wheel("strata_demo", "1.0", "from-the-mount", dir.path());
+    let bytes = std::fs::read(&wheel).unwrap();
+    let name = wheel.file_name().unwrap().to_str().unwrap().to_owned();
+    let up = UpstreamBuilder::new()
+        .file(&format!("pypi/{name}"), bytes.clone())
+        .start()
+        .unwrap();
+    let lock = dir.path().join("pylock.toml");
+    std::fs::write(
+        &lock,
+        format!(
+            "lock-version = \"1.0\"\ncreated-by = \"t\"\n[[packages]]\nname = \"strata-demo\"\nversion = \"1.0\"\nwheels = [{{ url = \"{}\", hashes = {{ sha256 = \"{}\" }} }}]\n",
+            up.url(&format!("pypi/{name}")),
+            sha256_hex(&bytes)
+        ),
+    )
+    .unwrap();
+    let mnt = dir.path().join("mnt");
+    let _m = Mount::start(&mnt, &dir.path().join("cache"), &[lock], &[]);
+    let target = dir.path().join("site");
+    let out = run(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--no-index",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--find-links",
+        ])
+        .arg(mnt.join("deps/pip"))
+        .arg("--target")
+        .arg(&target)
+        .arg("strata_demo"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let check = Command::new("python3")
+        .args(["-c", "import strata_demo; print(strata_demo.VALUE)"])
+        .env("PYTHONPATH", &target)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout).trim(),
+        "from-the-mount"
+    );
+    assert_eq!(up.requests(&format!("pypi/{name}")), 1);
+}
+
+fn pip_ok() -> bool {
+    Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn npm_installs_offline_from_tarballs_in_the_mount() {
+    if !require_fuse() || !require("npm", have("npm")) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tgz = tiny_npm_tarball("strata-demo-pkg", "1.0.0", "from-the-mount", dir.path());
+    let bytes = std::fs::read(&tgz).unwrap();
+    let url_path = "npm/strata-demo-pkg/-/strata-demo-pkg-1.0.0.tgz";
+    let up = UpstreamBuilder::new()
+        .file(url_path, bytes.clone())
+        .start()
+        .unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let lock = src.join("package-lock.json");
+    let lock_json = serde_json::json!({
+        "name": "app", "version": "1.0.0", "lockfileVersion": 3, "requires": true,
+        "packages": {
+            "": {"name": "app", "version": "1.0.0", "dependencies": {"strata-demo-pkg": "1.0.0"}},
+            "node_modules/strata-demo-pkg": {
+                "version": "1.0.0", "resolved": up.url(url_path), "integrity": sha512_sri(&bytes)
+            }
+        }
+    });
+    std::fs::write(&lock, serde_json::to_string_pretty(&lock_json).unwrap()).unwrap();
+    let mnt = dir.path().join("mnt");
+    let _m = Mount::start(&mnt, &dir.path().join("cache"), &[lock], &[]);
+    let in_mount = mnt.join("deps/npm/strata-demo-pkg-1.0.0.tgz");
+    assert!(in_mount.exists(), "{:?}", list_files(&mnt));
+
+    // npm ci from a lockfile whose `resolved` points into the mount, as inject-files writes it.
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let dep = format!("file:{}", in_mount.display());
+    std::fs::write(
+        app.join("package.json"),
+        serde_json::json!({"name": "app", "version": "1.0.0", "dependencies": {"strata-demo-pkg": dep}}).to_string(),
+    )
+    .unwrap();
+    let npm = |args: &[&str]| {
+        run(Command::new("npm")
+            .args(args)
+            .args(["--offline", "--no-audit", "--no-fund", "--cache"])
+            .arg(dir.path().join("npm-cache"))
+            .current_dir(&app))
+    };
+    let install = npm(&["install"]);
+    assert!(
+        install.status.success(),
+        "npm install: {}",
+        String::from_utf8_lossy(&install.stdout)
+    );
+    std::fs::remove_dir_all(app.join("node_modules")).unwrap();
+    let ci = npm(&["ci"]);
+    assert!(
+        ci.status.success(),
+        "npm ci: {}",
+        String::from_utf8_lossy(&ci.stdout)
+    );
+    let check = Command::new("node")
+        .args(["-e", "console.log(require('strata-demo-pkg'))"])
+        .current_dir(&app)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout).trim(),
+        "from-the-mount"
+    );
+    assert_eq!(up.requests(url_path), 1);
+}
+
+#[test]
+fn buildah_bud_reads_the_mount_through_a_volume() {
+    if !require_fuse()
+        || !require("buildah", have("buildah"))
+        || !require(
+            "busybox-static (/bin/busybox)",
+            Path::new("/bin/busybox").exists(),
+        )
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _up, lockfiles) = setup(1, dir.path());
+    let mnt = dir.path().join("mnt");
+    let _m = Mount::start(
+        &mnt,
+        &dir.path().join("cache"),
+        &lockfiles,
+        &["--allow-other", "--for-output-dir", FOR],
+    );
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::copy("/bin/busybox", ctx.join("busybox")).unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sha256sum\", \"/cachi2/output/deps/generic/blob0.bin\"]\n\
+         RUN [\"/bin/busybox\", \"cat\", \"/cachi2/output/.build-config.json\"]\n",
+    )
+    .unwrap();
+    let root = dir.path().join("storage");
+    let out = run(Command::new("buildah")
+        .arg("--root")
+        .arg(root.join("root"))
+        .arg("--runroot")
+        .arg(root.join("run"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "bud",
+            "--isolation",
+            "chroot",
+            "-v",
+        ])
+        .arg(format!("{}:{FOR}:ro", mnt.display()))
+        .arg("-f")
+        .arg(ctx.join("Containerfile"))
+        .arg(&ctx));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "buildah bud: {stdout}");
+    let want = sha256_hex(&files.generic[0].1);
+    assert!(
+        stdout.contains(&want),
+        "the build saw the artifact's bytes: {stdout}"
+    );
+    assert!(stdout.contains("PIP_FIND_LINKS"), "{stdout}");
+}
