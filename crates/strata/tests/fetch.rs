@@ -15,12 +15,7 @@ fn fetches_every_lockfile_kind_into_the_hermeto_layout() {
     let dir = tempfile::tempdir().unwrap();
     let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
     let out = dir.path().join("out");
-    let result = run(strata()
-        .args(["fetch", "--format", "json", "--cache-dir"])
-        .arg(dir.path().join("cache"))
-        .arg("-o")
-        .arg(&out)
-        .args(&lockfiles));
+    let result = run(fetch_json(&dir.path().join("cache"), &out).args(&lockfiles));
     assert_eq!(result.status.code(), Some(0));
     let summary = json(&result);
     assert_eq!(summary["artifacts"], files.count());
@@ -85,14 +80,7 @@ fn a_warm_fetch_links_from_the_cache_and_downloads_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
     let cache = dir.path().join("cache");
-    let fetch = |out: &str| {
-        run(strata()
-            .args(["fetch", "--format", "json", "--cache-dir"])
-            .arg(&cache)
-            .arg("-o")
-            .arg(dir.path().join(out))
-            .args(&lockfiles))
-    };
+    let fetch = |out: &str| run(fetch_json(&cache, &dir.path().join(out)).args(&lockfiles));
     assert_eq!(fetch("one").status.code(), Some(0));
     let requests = up.stats().total_requests;
     let warm = fetch("two");
@@ -128,12 +116,7 @@ fn a_checksum_mismatch_fails_that_artifact_only_and_keeps_nothing_of_it() {
     let dir = tempfile::tempdir().unwrap();
     let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
     let out = dir.path().join("out");
-    let result = run(strata()
-        .args(["fetch", "--format", "json", "--cache-dir"])
-        .arg(dir.path().join("cache"))
-        .arg("-o")
-        .arg(&out)
-        .args(&lockfiles));
+    let result = run(fetch_json(&dir.path().join("cache"), &out).args(&lockfiles));
     assert_eq!(result.status.code(), Some(1));
     let summary = json(&result);
     let failed = summary["failed"].as_array().unwrap();
@@ -293,11 +276,7 @@ fn four_concurrent_processes_on_one_cache_download_each_digest_once() {
     let cache = dir.path().join("cache");
     let children: Vec<_> = (0..4)
         .map(|i| {
-            strata()
-                .args(["fetch", "--format", "json", "--cache-dir"])
-                .arg(&cache)
-                .arg("-o")
-                .arg(dir.path().join(format!("out{i}")))
+            fetch_json(&cache, &dir.path().join(format!("out{i}")))
                 .args(&lockfiles)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -375,12 +354,7 @@ fn kill_9_mid_download_leaves_a_sound_cache_and_the_rerun_succeeds() {
         .args(["verify", "--format", "json"]));
     assert_eq!(verify.status.code(), Some(0));
     assert_eq!(json(&verify)["corrupt"].as_array().unwrap().len(), 0);
-    let rerun = run(strata()
-        .args(["fetch", "--format", "json", "--cache-dir"])
-        .arg(&cache)
-        .arg("-o")
-        .arg(dir.path().join("out"))
-        .args(&lockfiles));
+    let rerun = run(fetch_json(&cache, &dir.path().join("out")).args(&lockfiles));
     assert_eq!(rerun.status.code(), Some(0));
     assert_eq!(
         std::fs::read_dir(cache.join("v1/tmp")).unwrap().count(),
@@ -514,12 +488,7 @@ fn credentials_in_lockfile_urls_are_redacted_from_messages() {
         .unwrap()
         .replace("http://127.0.0.1", "http://me:tok3n-value@127.0.0.1");
     std::fs::write(pylock, text).unwrap();
-    let out = run(strata()
-        .args(["fetch", "--format", "json", "--cache-dir"])
-        .arg(dir.path().join("cache"))
-        .arg("-o")
-        .arg(dir.path().join("out"))
-        .arg(pylock));
+    let out = run(fetch_json(&dir.path().join("cache"), &dir.path().join("out")).arg(pylock));
     assert_eq!(out.status.code(), Some(1));
     let all = format!(
         "{}{}",
@@ -590,11 +559,7 @@ fn arch_filter_and_unfetchable_entries() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pylock.toml"), &pylock).unwrap();
     let fetch = |extra: &[&str], out: &str| {
-        run(strata()
-            .args(["fetch", "--format", "json", "--cache-dir"])
-            .arg(dir.path().join("cache"))
-            .arg("-o")
-            .arg(dir.path().join(out))
+        run(fetch_json(&dir.path().join("cache"), &dir.path().join(out))
             .args(extra)
             .arg(dir.path().join("pylock.toml")))
     };

@@ -19,6 +19,16 @@ pub fn strata() -> Command {
     cmd
 }
 
+/// `strata fetch --format json --cache-dir CACHE -o OUT`; add lockfiles and flags.
+pub fn fetch_json(cache: &Path, out: &Path) -> Command {
+    let mut cmd = strata();
+    cmd.args(["fetch", "--format", "json", "--cache-dir"])
+        .arg(cache)
+        .arg("-o")
+        .arg(out);
+    cmd
+}
+
 /// Deterministic pseudo-random content.
 pub fn payload(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);
