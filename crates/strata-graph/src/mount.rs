@@ -116,6 +116,14 @@ pub fn parse_mount(value: &str) -> Result<Mount, String> {
             fields.insert(key, val);
         }
     }
+    if matches!(kind.as_str(), "bind" | "cache" | "tmpfs") && !fields.contains_key("target") {
+        return Err(format!("a {kind} mount needs target=<path> (in `{value}`)"));
+    }
+    if !matches!(kind.as_str(), "bind" | "cache" | "tmpfs" | "secret" | "ssh") {
+        return Err(format!(
+            "unknown mount type `{kind}` (bind, cache, tmpfs, secret or ssh)"
+        ));
+    }
     Ok(Mount { kind, fields })
 }
 
@@ -154,5 +162,7 @@ mod tests {
         );
         let m = parse_mount("\"type=secret\",id=tok").unwrap();
         assert_eq!(m.kind, "secret");
+        assert!(parse_mount("type=cache").unwrap_err().contains("target"));
+        assert!(parse_mount("type=volume,target=/x").is_err());
     }
 }
