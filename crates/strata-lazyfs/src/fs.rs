@@ -434,6 +434,7 @@ impl Filesystem for LazyFs {
         let Some(handle) = self.inner.handle(fh) else {
             return reply.error(Errno::EBADF);
         };
+        self.inner.stats.read();
         match &*handle {
             Handle::Memory(bytes) => {
                 let start = (offset as usize).min(bytes.len());

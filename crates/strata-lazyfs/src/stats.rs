@@ -18,6 +18,7 @@ pub struct Stats {
     prefetched: AtomicU64,
     wait_micros: AtomicU64,
     in_flight: AtomicU64,
+    reads: AtomicU64,
 }
 
 /// A snapshot of [`Stats`], logged when the mount ends.
@@ -41,6 +42,8 @@ pub struct Summary {
     pub wait_ms: u64,
     /// Time since the mount was ready.
     pub mounted_ms: u64,
+    /// `read` requests served by strata (reads through FUSE passthrough never reach it).
+    pub reads: u64,
 }
 
 impl Default for Stats {
@@ -63,6 +66,7 @@ impl Stats {
             prefetched: AtomicU64::new(0),
             wait_micros: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
         }
     }
 
@@ -92,6 +96,10 @@ impl Stats {
             }
             strata_store::Source::Cache => {}
         }
+    }
+
+    pub(crate) fn read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn failed(&self) {
@@ -128,6 +136,7 @@ impl Stats {
             prefetched: get(&self.prefetched),
             wait_ms: get(&self.wait_micros) / 1000,
             mounted_ms: self.elapsed().as_millis() as u64,
+            reads: get(&self.reads),
         }
     }
 }

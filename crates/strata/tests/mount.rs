@@ -540,3 +540,110 @@ fn buildah_bud_reads_the_mount_through_a_volume() {
     );
     assert!(stdout.contains("PIP_FIND_LINKS"), "{stdout}");
 }
+
+#[test]
+fn a_slow_download_blocks_only_its_own_open() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, up, lockfiles) = setup(2, dir.path());
+    let mnt = dir.path().join("mnt");
+    let _m = Mount::start(&mnt, &dir.path().join("cache"), &lockfiles, &[]);
+    let cached = mnt.join("deps/generic/blob1.bin");
+    std::fs::read(&cached).unwrap();
+    up.set_fault(
+        "generic/blob0.bin",
+        Some(Fault::Slow {
+            bytes_per_sec: 8_000,
+        }),
+    );
+    let slow_path = mnt.join("deps/generic/blob0.bin");
+    let started = std::time::Instant::now();
+    let slow = std::thread::spawn(move || std::fs::read(slow_path).unwrap());
+    assert!(wait_until(Duration::from_secs(5), || up
+        .requests("generic/blob0.bin")
+        == 1));
+    let quick = std::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(std::fs::read(&cached).unwrap(), files.generic[1].1);
+        std::fs::metadata(mnt.join("deps/pip/pkg1-1.0-py3-none-any.whl")).unwrap();
+        assert!(std::fs::read_dir(mnt.join("deps/npm")).unwrap().count() > 0);
+    }
+    assert!(
+        quick.elapsed() < Duration::from_millis(1000),
+        "cached opens, stats and listings took {:?} during a slow download",
+        quick.elapsed()
+    );
+    assert_eq!(slow.join().unwrap(), files.generic[0].1);
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "the slow open really waited"
+    );
+}
+
+#[test]
+fn reads_without_passthrough_serve_the_same_bytes() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _up, lockfiles) = setup(2, dir.path());
+    let mnt = dir.path().join("mnt");
+    let m = Mount::start(
+        &mnt,
+        &dir.path().join("cache"),
+        &lockfiles,
+        &["--no-passthrough"],
+    );
+    for (path, want) in files.expected_outputs() {
+        assert_eq!(std::fs::read(mnt.join(&path)).unwrap(), want, "{path}");
+        assert_eq!(
+            std::fs::metadata(mnt.join(&path)).unwrap().len(),
+            want.len() as u64
+        );
+    }
+    assert!(!m.log().contains("passthrough"), "{}", m.log());
+}
+
+#[test]
+fn with_passthrough_artifact_reads_bypass_strata() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _up, lockfiles) = setup(1, dir.path());
+    let mnt = dir.path().join("mnt");
+    let m = Mount::start(&mnt, &dir.path().join("cache"), &lockfiles, &[]);
+    let passthrough = m.log().contains(", passthrough)");
+    for (path, want) in files.expected_outputs() {
+        assert_eq!(std::fs::read(mnt.join(&path)).unwrap(), want, "{path}");
+    }
+    assert_eq!(m.umount(), Some(0));
+    let log = m.log();
+    eprintln!("passthrough in use: {passthrough}\n{log}");
+    if passthrough {
+        assert!(log.contains(" 0 reads served by strata"), "{log}");
+    } else {
+        assert!(!log.contains(" 0 reads served by strata"), "{log}");
+    }
+}
+
+#[test]
+fn a_daemon_that_cannot_start_reports_why_with_exit_2() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("pylock.toml");
+    std::fs::write(&bad, "this is not toml = = =").unwrap();
+    let mnt = dir.path().join("mnt");
+    let out = run(strata()
+        .args(["mount", "--daemon", "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .arg(&mnt)
+        .arg(&bad));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pylock.toml"));
+    assert!(mount_source(&mnt).is_none());
+}

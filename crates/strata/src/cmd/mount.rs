@@ -243,7 +243,7 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
         .map_err(work)?;
     runtime.shutdown_background();
     eprintln!(
-        "strata: unmounted {} after {:.1}s: {} opens ({} waited {:.1}s in total), {} downloaded ({}), {} shared, {} prefetched, {} failed",
+        "strata: unmounted {} after {:.1}s: {} opens ({} waited {:.1}s in total), {} downloaded ({}), {} shared, {} prefetched, {} failed, {} reads served by strata",
         mountpoint.display(),
         summary.mounted_ms as f64 / 1000.0,
         summary.opens,
@@ -254,6 +254,7 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
         summary.shared,
         summary.prefetched,
         summary.failed,
+        summary.reads,
     );
     Ok(ExitCode::SUCCESS)
 }
