@@ -190,7 +190,7 @@ fn describe(at: &str, name: &str, old: Option<&[&str]>, new: Option<&[&str]>) ->
             (Some(_), None) => format!("{at}: file `{path}` removed (or now ignored)"),
             (Some(o), Some(n)) => {
                 let mode = |s: &str| s.split(':').next().unwrap_or("").to_string();
-                let content = |s: &str| s.split(':').nth(1).unwrap_or("").to_string();
+                let content = |s: &str| s.split_once(':').map_or("", |x| x.1).to_string();
                 if mode(o[0]) != mode(n[0]) && content(o[0]) == content(n[0]) {
                     format!(
                         "{at}: file `{path}` mode changed: {} → {}",

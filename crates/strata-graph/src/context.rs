@@ -24,19 +24,18 @@ use crate::keys::{ContextIndex, FileEntry, FileKind, SourceSelector, glob_prefix
 
 /// A context file could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
+#[error("{}: {cause}", path.display())]
 pub struct ContextError {
     /// The file or directory.
     pub path: PathBuf,
     /// The I/O error.
-    #[source]
-    pub source: std::io::Error,
+    pub cause: std::io::Error,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContextError + '_ {
-    move |source| ContextError {
+    move |cause| ContextError {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 
@@ -402,7 +401,7 @@ pub fn hash_context(
                             error
                                 .lock()
                                 .unwrap()
-                                .get_or_insert(ContextError { path, source: e });
+                                .get_or_insert(ContextError { path, cause: e });
                             break;
                         }
                     }

@@ -32,6 +32,17 @@ pub enum GraphError {
 }
 
 impl GraphError {
+    /// The message without its `line N:` prefix.
+    pub fn message(&self) -> String {
+        match self {
+            GraphError::BeforeFrom { keyword, .. } => {
+                format!("{keyword} before the first FROM (only ARG may come first)")
+            }
+            GraphError::Invalid { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// The 1-based line the error is about, when there is one.
     pub fn line(&self) -> Option<usize> {
         match self {

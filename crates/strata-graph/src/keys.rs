@@ -188,6 +188,17 @@ pub struct StageKeys {
     pub key: String,
 }
 
+/// A file's key input: `mode:content:symlink target` (the mode first, so explanations can
+/// tell a mode change from a content change).
+pub fn file_input(entry: &FileEntry) -> String {
+    format!(
+        "{:o}:{}:{}",
+        entry.mode,
+        entry.content,
+        entry.link_target.as_deref().unwrap_or("")
+    )
+}
+
 /// Hashes a parent key and named inputs into `sha256:…`.
 pub fn chain(parent: &str, kind: &str, inputs: &[(String, String)]) -> String {
     let mut h = Sha256::new();
@@ -245,10 +256,7 @@ pub fn compute_keys(graph: &Graph, index: &ContextIndex) -> Vec<Option<StageKeys
             }
             if !step.context_sources.is_empty() {
                 for (path, entry) in select(index, &step.context_sources, &step.context_excludes) {
-                    inputs.push((
-                        format!("file:{path}"),
-                        format!("{:o}:{}", entry.mode, entry.digest()),
-                    ));
+                    inputs.push((format!("file:{path}"), file_input(entry)));
                 }
             }
             let key = match step.op {

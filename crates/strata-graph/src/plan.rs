@@ -14,13 +14,12 @@ use crate::stages::{Base, BuildOptions, Graph, OpKind, analyze};
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// The Dockerfile could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {cause}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The Dockerfile does not parse.
     #[error("{}:{}: {}", path.display(), error.line, error.message)]
@@ -31,7 +30,7 @@ pub enum PlanError {
         error: strata_dockerfile::ParseError,
     },
     /// The Dockerfile parses but its stages do not make a graph.
-    #[error("{}:{}", path.display(), error_with_line(error))]
+    #[error("{}{}", path.display(), error_with_line(error))]
     Graph {
         /// The file.
         path: PathBuf,
@@ -48,13 +47,13 @@ pub enum PlanError {
     },
     /// A context file could not be read.
     #[error("reading the build context: {0}")]
-    Context(#[from] ContextError),
+    Context(ContextError),
 }
 
 fn error_with_line(e: &crate::GraphError) -> String {
     match e.line() {
-        Some(_) => e.to_string(),
-        None => format!(" {e}"),
+        Some(line) => format!(":{line}: {}", e.message()),
+        None => format!(": {e}"),
     }
 }
 
@@ -150,9 +149,9 @@ pub struct PlanRequest {
 
 /// Reads and parses the Dockerfile, then builds the graph.
 pub fn load_graph(dockerfile: &Path, options: &BuildOptions) -> Result<Graph, PlanError> {
-    let bytes = std::fs::read(dockerfile).map_err(|source| PlanError::Read {
+    let bytes = std::fs::read(dockerfile).map_err(|cause| PlanError::Read {
         path: dockerfile.to_path_buf(),
-        source,
+        cause,
     })?;
     let text = String::from_utf8_lossy(&bytes);
     let df = strata_dockerfile::parse(&text).map_err(|error| PlanError::Parse {
@@ -188,7 +187,8 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan, PlanError> {
     let graph = load_graph(&req.dockerfile, &req.options)?;
     let (ignore_path, matcher) = load_ignore(&req.dockerfile, &req.context)?;
     let sources = context_sources(&graph);
-    let (index, stats) = hash_context(&req.context, &matcher, &sources, &req.hash)?;
+    let (index, stats) =
+        hash_context(&req.context, &matcher, &sources, &req.hash).map_err(PlanError::Context)?;
     let keys = compute_keys(&graph, &index);
     Ok(assemble(graph, keys, stats, ignore_path))
 }

@@ -157,6 +157,20 @@ pub fn run(args: PlanArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// This process's umask (from /proc/self/status; 022 when unknown). A checkout gives files
+/// `0666 & !umask` (`0777` for executables), so the tree exported from git gets the same
+/// modes as the working tree would, and a mode counts only when it really differs.
+fn current_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
+}
+
 /// A temporary directory removed on drop.
 struct TempDir(PathBuf);
 
@@ -231,6 +245,8 @@ fn plan_at_revision(rev: &str, req: &PlanRequest) -> Result<Plan, Failure> {
     let mut archive = Command::new("git")
         .arg("-C")
         .arg(&top)
+        .arg("-c")
+        .arg(format!("tar.umask={:04o}", current_umask()))
         .args(["archive", "--format=tar", rev])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
