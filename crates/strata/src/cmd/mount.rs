@@ -31,8 +31,8 @@ pub struct MountArgs {
     /// Lockfiles, as for `strata fetch`.
     #[arg(required = true, value_name = "LOCKFILE")]
     pub lockfiles: Vec<PathBuf>,
-    /// Run in the background; return once the mount is ready. Logs go to
-    /// <cache-dir>/logs/mount-<mountpoint>.log.
+    /// Run in the background; return once the mount is ready. The daemon logs to
+    /// <cache-dir>/logs/mount<MOUNTPOINT with `/` as `_`>.log.
     #[arg(long)]
     pub daemon: bool,
     #[command(flatten)]
@@ -144,6 +144,7 @@ fn fetcher(store: &Store, args: &MountArgs, jobs: usize) -> Result<Fetcher, crat
         retries: args.retries,
         read_timeout: Duration::from_secs(args.read_timeout.max(1)),
         netrc: Netrc::load_default(),
+        remote: args.cache.remote_tier().map_err(input)?,
         ..FetchOptions::default()
     };
     Fetcher::new(store.clone(), options).map_err(|e| work(anyhow!(e)))
