@@ -51,6 +51,17 @@ pub enum Command {
     /// Check a Containerfile for cache and layer hygiene problems.
     #[command(after_long_help = LINT_EXAMPLES)]
     Lint(crate::cmd::lint::LintArgs),
+    /// Which images of a layered set (strata.toml) a git change affects, and why.
+    #[command(after_long_help = crate::cmd::affected::EXAMPLES)]
+    Affected(crate::cmd::affected::AffectedArgs),
+    /// Build a layered image set in dependency order, reusing images whose inputs are unchanged.
+    #[command(after_long_help = crate::cmd::build::EXAMPLES)]
+    Build(crate::cmd::build::BuildArgs),
+    /// Summarise the build records under .strata/builds (text, or HTML with a timeline).
+    Report(crate::cmd::report::ReportArgs),
+    /// Apply the retention policy of strata.toml to a registry repository (dry run by default).
+    #[command(after_long_help = crate::cmd::gc::EXAMPLES)]
+    Gc(crate::cmd::gc::GcArgs),
 }
 
 const PLAN_EXAMPLES: &str = "\

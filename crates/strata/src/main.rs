@@ -23,6 +23,10 @@ fn main() -> std::process::ExitCode {
         Command::Cache(args) => cmd::cache::run(args),
         Command::Plan(args) => cmd::plan::run(args),
         Command::Lint(args) => cmd::lint::run(args),
+        Command::Affected(args) => cmd::affected::run(args),
+        Command::Build(args) => cmd::build::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Gc(args) => cmd::gc::run(args),
         Command::Mount(args) => cmd::mount::run(args),
         Command::Umount(args) => cmd::mount::umount(args),
     };

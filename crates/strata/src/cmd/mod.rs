@@ -1,9 +1,13 @@
 //! One module per command; each exposes `run(args) -> CmdResult`.
 
+pub mod affected;
+pub mod build;
 pub mod cache;
 pub mod env;
 pub mod fetch;
+pub mod gc;
 pub mod inject;
 pub mod lint;
 pub mod mount;
 pub mod plan;
+pub mod report;

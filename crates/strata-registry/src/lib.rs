@@ -1,0 +1,22 @@
+//! strata-registry: the OCI registry edge of strata's layered builds.
+//!
+//! This crate owns two things:
+//!
+//! - [`client`]: a small blocking client for the OCI Distribution (Registry HTTP API v2):
+//!   list tags, get/head/put/delete manifests (OCI index and manifest, Docker v2 list and
+//!   manifest media types), get/put blobs, and the creation time of an image from its config
+//!   blob. Plain HTTP for loopback registries, HTTPS otherwise; anonymous or Bearer-token auth.
+//! - [`retention`]: the pure decision of which tags a retention policy deletes (`keep` rules
+//!   with `newest`/`max-age`, `protect` globs), working by digest so that a manifest another
+//!   kept or protected tag points to is never deleted. Tested with tables.
+//!
+//! [`testing`] starts a real loopback registry for tests.
+//!
+//! It must not read `strata.toml` files, run container engines or decide what to build.
+
+pub mod client;
+pub mod retention;
+pub mod testing;
+
+pub use client::{Manifest, Registry, RegistryError, RepoRef};
+pub use retention::{Decision, KeepRule, Newest, Policy, TagInfo, decide};

@@ -1,0 +1,542 @@
+//! Retention decisions: which tags of a repository a policy deletes, and why. Pure.
+//!
+//! Semantics:
+//! - A tag matching a `protect` glob is kept, and so is every digest it points to.
+//! - Otherwise the *first* `keep` rule whose `tags` glob matches decides:
+//!   - `newest = "all"` keeps every tag it matches;
+//!   - `newest = N` keeps the N newest (by image creation time) of the tags this rule decides;
+//!   - `max-age = "7d"` keeps tags whose image is younger than that;
+//!   - with both `newest` and `max-age`, a tag is kept when either keeps it.
+//! - A tag that no rule matches is kept.
+//! - A tag whose creation time is unknown is kept (age cannot be proven).
+//! - A registry deletes by digest, taking every tag of that digest with it, so a digest is
+//!   deleted only when *every* tag pointing to it is to be deleted; otherwise the tags that
+//!   would have gone are kept, with the reason naming the tag that holds the digest.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// How many of a rule's tags to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Newest {
+    /// Every tag the rule matches.
+    All,
+    /// The N newest.
+    Count(usize),
+}
+
+impl<'de> Deserialize<'de> for Newest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(i64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) if n >= 0 => Ok(Newest::Count(n as usize)),
+            Raw::N(n) => Err(serde::de::Error::custom(format!(
+                "newest = {n}: must be a count >= 0 or \"all\""
+            ))),
+            Raw::S(s) if s == "all" => Ok(Newest::All),
+            Raw::S(s) => Err(serde::de::Error::custom(format!(
+                "newest = {s:?}: must be a count or \"all\""
+            ))),
+        }
+    }
+}
+
+/// A duration written like `7d`, `12h`, `30m`, `2w`, `1d12h` or `90s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Age {
+    /// Seconds.
+    pub secs: u64,
+}
+
+impl Age {
+    /// Parses `7d`, `12h`, `30m`, `45s`, `2w`, or a sequence such as `1d12h`.
+    pub fn parse(text: &str) -> Result<Age, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err("empty duration (write e.g. \"7d\", \"12h\", \"2w\")".into());
+        }
+        let mut secs = 0u64;
+        let mut num = String::new();
+        for c in t.chars() {
+            if c.is_ascii_digit() {
+                num.push(c);
+                continue;
+            }
+            let unit = match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86400,
+                'w' => 7 * 86400,
+                _ => {
+                    return Err(format!(
+                        "{text:?}: unknown unit {c:?} (use s, m, h, d or w, e.g. \"7d\")"
+                    ));
+                }
+            };
+            let n: u64 = num
+                .parse()
+                .map_err(|_| format!("{text:?}: a number must come before {c:?}"))?;
+            secs += n * unit;
+            num.clear();
+        }
+        if !num.is_empty() {
+            return Err(format!(
+                "{text:?}: the number {num} has no unit (use s, m, h, d or w, e.g. \"7d\")"
+            ));
+        }
+        Ok(Age { secs })
+    }
+}
+
+impl fmt::Display for Age {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.secs;
+        if s.is_multiple_of(604800) && s > 0 {
+            write!(f, "{}w", s / 604800)
+        } else if s.is_multiple_of(86400) && s > 0 {
+            write!(f, "{}d", s / 86400)
+        } else if s.is_multiple_of(3600) && s > 0 {
+            write!(f, "{}h", s / 3600)
+        } else if s.is_multiple_of(60) && s > 0 {
+            write!(f, "{}m", s / 60)
+        } else {
+            write!(f, "{s}s")
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Age {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Age::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A tag glob: `*` matches any run of characters, `?` one character.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Glob(pub String);
+
+impl Glob {
+    /// Compiles (validates) a glob.
+    pub fn new(pattern: &str) -> Result<Glob, String> {
+        if pattern.is_empty() {
+            return Err("empty tag glob".into());
+        }
+        if let Some(c) = pattern
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "_.-*?".contains(*c)))
+        {
+            return Err(format!(
+                "tag glob {pattern:?}: {c:?} cannot appear in a tag (tags use A-Z a-z 0-9 _ . -; globs add * and ?)"
+            ));
+        }
+        Ok(Glob(pattern.to_string()))
+    }
+
+    /// Whether `tag` matches.
+    pub fn matches(&self, tag: &str) -> bool {
+        fn m(p: &[u8], t: &[u8]) -> bool {
+            match p.first() {
+                None => t.is_empty(),
+                Some(b'*') => (0..=t.len()).any(|i| m(&p[1..], &t[i..])),
+                Some(b'?') => !t.is_empty() && m(&p[1..], &t[1..]),
+                Some(c) => t.first() == Some(c) && m(&p[1..], &t[1..]),
+            }
+        }
+        m(self.0.as_bytes(), tag.as_bytes())
+    }
+}
+
+impl<'de> Deserialize<'de> for Glob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Glob::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One `keep` rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeepRule {
+    /// Which tags the rule decides.
+    pub tags: Glob,
+    /// Keep the newest N (or all).
+    pub newest: Option<Newest>,
+    /// Keep tags younger than this.
+    pub max_age: Option<Age>,
+}
+
+impl<'de> Deserialize<'de> for KeepRule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            tags: Glob,
+            newest: Option<Newest>,
+            #[serde(rename = "max-age")]
+            max_age: Option<Age>,
+        }
+        let r = Raw::deserialize(d)?;
+        if r.newest.is_none() && r.max_age.is_none() {
+            return Err(serde::de::Error::custom(format!(
+                "keep rule for tags {:?} says nothing to keep: add newest = N | \"all\" or max-age = \"7d\"",
+                r.tags.0
+            )));
+        }
+        Ok(KeepRule {
+            tags: r.tags,
+            newest: r.newest,
+            max_age: r.max_age,
+        })
+    }
+}
+
+impl fmt::Display for KeepRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{ tags = {:?}", self.tags.0)?;
+        match self.newest {
+            Some(Newest::All) => write!(f, ", newest = \"all\"")?,
+            Some(Newest::Count(n)) => write!(f, ", newest = {n}")?,
+            None => {}
+        }
+        if let Some(a) = self.max_age {
+            write!(f, ", max-age = \"{a}\"")?;
+        }
+        write!(f, " }}")
+    }
+}
+
+/// A retention policy (`[retention]` in `strata.toml`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Rules, first match decides.
+    #[serde(default)]
+    pub keep: Vec<KeepRule>,
+    /// Tags never deleted, nor any digest they point to.
+    #[serde(default)]
+    pub protect: Vec<Glob>,
+}
+
+/// What the registry says about one tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagInfo {
+    /// The tag.
+    pub tag: String,
+    /// The manifest digest it points to.
+    pub digest: String,
+    /// Image creation time, seconds since the epoch, if known.
+    pub created: Option<i64>,
+}
+
+/// What happens to one tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// The tag.
+    pub tag: String,
+    /// Its digest.
+    pub digest: String,
+    /// Creation time (epoch seconds), if known.
+    pub created: Option<i64>,
+    /// Whether the digest (and so the tag) is deleted.
+    pub delete: bool,
+    /// Why.
+    pub reason: String,
+}
+
+/// Decides, for every tag, whether it goes. `now` is epoch seconds. The result is in the
+/// order of `tags`. Deleting is by digest: see the module docs.
+pub fn decide(policy: &Policy, tags: &[TagInfo], now: i64) -> Vec<Decision> {
+    // First pass: per-tag verdict ignoring digest sharing.
+    let mut verdict: Vec<(bool, String)> = vec![(false, String::new()); tags.len()];
+    let mut by_rule: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, t) in tags.iter().enumerate() {
+        if let Some(p) = policy.protect.iter().find(|g| g.matches(&t.tag)) {
+            verdict[i] = (false, format!("protected by {:?}", p.0));
+            continue;
+        }
+        match policy.keep.iter().position(|r| r.tags.matches(&t.tag)) {
+            None => verdict[i] = (false, "no keep rule matches: kept".into()),
+            Some(r) => by_rule.entry(r).or_default().push(i),
+        }
+    }
+    for (r, mut members) in by_rule {
+        let rule = &policy.keep[r];
+        // Newest first; unknown creation times last; ties broken by tag for stability.
+        members.sort_by(|&a, &b| {
+            tags[b]
+                .created
+                .unwrap_or(i64::MIN)
+                .cmp(&tags[a].created.unwrap_or(i64::MIN))
+                .then_with(|| tags[a].tag.cmp(&tags[b].tag))
+        });
+        for (rank, &i) in members.iter().enumerate() {
+            let t = &tags[i];
+            let Some(created) = t.created else {
+                verdict[i] = (false, format!("rule {rule}: creation time unknown: kept"));
+                continue;
+            };
+            let age = now.saturating_sub(created).max(0) as u64;
+            let by_newest = match rule.newest {
+                Some(Newest::All) => Some(true),
+                Some(Newest::Count(n)) => Some(rank < n),
+                None => None,
+            };
+            let by_age = rule.max_age.map(|m| age <= m.secs);
+            let keep = by_newest.unwrap_or(false) || by_age.unwrap_or(false);
+            let age_text = Age { secs: age }.to_string();
+            let reason = match (keep, rule.newest, rule.max_age) {
+                (true, Some(Newest::All), _) => format!("rule {rule}: keeps all"),
+                (true, _, _) if by_newest == Some(true) => format!(
+                    "rule {rule}: number {} of {} by creation time",
+                    rank + 1,
+                    members.len()
+                ),
+                (true, _, Some(m)) => format!("rule {rule}: {age_text} old, within {m}"),
+                (false, Some(Newest::Count(n)), Some(m)) => format!(
+                    "rule {rule}: number {} of {} (keeps {n}) and {age_text} old (older than {m})",
+                    rank + 1,
+                    members.len()
+                ),
+                (false, Some(Newest::Count(n)), None) => format!(
+                    "rule {rule}: number {} of {} by creation time, keeps the newest {n}",
+                    rank + 1,
+                    members.len()
+                ),
+                (false, None, Some(m)) => {
+                    format!("rule {rule}: {age_text} old, older than {m}")
+                }
+                _ => format!("rule {rule}"),
+            };
+            verdict[i] = (!keep, reason);
+        }
+    }
+    // Second pass: a digest goes only if every tag of it goes.
+    let mut holders: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, t) in tags.iter().enumerate() {
+        holders.entry(t.digest.as_str()).or_default().push(i);
+    }
+    let mut out = Vec::with_capacity(tags.len());
+    for (i, t) in tags.iter().enumerate() {
+        let (mut delete, mut reason) = verdict[i].clone();
+        if delete
+            && let Some(&k) = holders[t.digest.as_str()].iter().find(|&&k| !verdict[k].0)
+        {
+            delete = false;
+            reason = format!(
+                "{reason}; but kept: its digest is also tagged {:?}, which stays ({})",
+                tags[k].tag, verdict[k].1
+            );
+        }
+        out.push(Decision {
+            tag: t.tag.clone(),
+            digest: t.digest.clone(),
+            created: t.created,
+            delete,
+            reason,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86400;
+    const NOW: i64 = 1_000 * DAY;
+
+    fn policy(toml_like: &[(&str, Option<Newest>, Option<&str>)], protect: &[&str]) -> Policy {
+        Policy {
+            keep: toml_like
+                .iter()
+                .map(|(g, n, a)| KeepRule {
+                    tags: Glob::new(g).unwrap(),
+                    newest: *n,
+                    max_age: a.map(|a| Age::parse(a).unwrap()),
+                })
+                .collect(),
+            protect: protect.iter().map(|p| Glob::new(p).unwrap()).collect(),
+        }
+    }
+
+    fn t(tag: &str, digest: &str, days_ago: Option<i64>) -> TagInfo {
+        TagInfo {
+            tag: tag.into(),
+            digest: digest.into(),
+            created: days_ago.map(|d| NOW - d * DAY),
+        }
+    }
+
+    fn deleted(p: &Policy, tags: &[TagInfo]) -> Vec<String> {
+        decide(p, tags, NOW)
+            .into_iter()
+            .filter(|d| d.delete)
+            .map(|d| d.tag)
+            .collect()
+    }
+
+    #[test]
+    fn glob_table() {
+        for (g, tag, want) in [
+            ("base-*", "base-abc", true),
+            ("base-*", "base-", true),
+            ("base-*", "xbase-a", false),
+            ("*-stable", "tooling-stable", true),
+            ("*-stable", "stable", false),
+            ("latest", "latest", true),
+            ("latest", "latest2", false),
+            ("pr-?-*", "pr-1-abc", true),
+            ("pr-?-*", "pr-12-abc", false),
+            ("*", "anything", true),
+        ] {
+            assert_eq!(Glob::new(g).unwrap().matches(tag), want, "{g} vs {tag}");
+        }
+        assert!(Glob::new("a/b").is_err());
+        assert!(Glob::new("").is_err());
+    }
+
+    #[test]
+    fn age_table() {
+        for (text, secs) in [
+            ("7d", 7 * 86400),
+            ("12h", 12 * 3600),
+            ("30m", 1800),
+            ("2w", 14 * 86400),
+            ("1d12h", 36 * 3600),
+            ("90s", 90),
+        ] {
+            assert_eq!(Age::parse(text).unwrap().secs, secs, "{text}");
+        }
+        for bad in ["", "7", "d", "7y", "-1d"] {
+            assert!(Age::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Age::parse("14d").unwrap().to_string(), "2w");
+    }
+
+    #[test]
+    fn decision_table() {
+        let issue = policy(
+            &[
+                ("base-*", Some(Newest::All), None),
+                ("tooling-*", Some(Newest::Count(3)), None),
+                ("pr-*", None, Some("7d")),
+                ("main-*", Some(Newest::Count(10)), None),
+            ],
+            &["*-stable", "latest"],
+        );
+        struct Case {
+            name: &'static str,
+            tags: Vec<TagInfo>,
+            want: Vec<&'static str>,
+        }
+        let cases = vec![
+            Case {
+                name: "base keeps all, unmatched kept",
+                tags: vec![
+                    t("base-a", "d1", Some(500)),
+                    t("base-b", "d2", Some(400)),
+                    t("random", "d3", Some(900)),
+                ],
+                want: vec![],
+            },
+            Case {
+                name: "tooling keeps newest 3",
+                tags: vec![
+                    t("tooling-1", "t1", Some(50)),
+                    t("tooling-2", "t2", Some(40)),
+                    t("tooling-3", "t3", Some(30)),
+                    t("tooling-4", "t4", Some(20)),
+                    t("tooling-5", "t5", Some(10)),
+                ],
+                want: vec!["tooling-1", "tooling-2"],
+            },
+            Case {
+                name: "pr older than 7d goes",
+                tags: vec![
+                    t("pr-1-a", "p1", Some(8)),
+                    t("pr-2-a", "p2", Some(6)),
+                    t("pr-3-a", "p3", Some(30)),
+                ],
+                want: vec!["pr-1-a", "pr-3-a"],
+            },
+            Case {
+                name: "stable tag shares the digest of an old tooling tag",
+                tags: vec![
+                    t("tooling-1", "t1", Some(50)),
+                    t("tooling-2", "t2", Some(40)),
+                    t("tooling-3", "t3", Some(30)),
+                    t("tooling-4", "t4", Some(20)),
+                    t("tooling-stable", "t1", Some(50)),
+                ],
+                want: vec![],
+            },
+            Case {
+                name: "kept tag shares the digest of an old pr tag",
+                tags: vec![t("pr-9-x", "same", Some(30)), t("main-x", "same", Some(30))],
+                want: vec![],
+            },
+            Case {
+                name: "two doomed tags of one digest both go",
+                tags: vec![t("pr-1-x", "same", Some(30)), t("pr-2-x", "same", Some(30))],
+                want: vec!["pr-1-x", "pr-2-x"],
+            },
+            Case {
+                name: "unknown creation time is kept",
+                tags: vec![t("pr-1-x", "a", None), t("pr-2-x", "b", Some(30))],
+                want: vec!["pr-2-x"],
+            },
+            Case {
+                name: "protected latest never goes",
+                tags: vec![t("latest", "l", Some(9000))],
+                want: vec![],
+            },
+        ];
+        for c in cases {
+            let mut got = deleted(&issue, &c.tags);
+            got.sort();
+            assert_eq!(got, c.want, "case: {}", c.name);
+        }
+    }
+
+    #[test]
+    fn first_rule_wins_and_both_limits_or() {
+        let p = policy(
+            &[
+                ("main-*", Some(Newest::Count(1)), Some("5d")),
+                ("*", Some(Newest::Count(0)), None),
+            ],
+            &[],
+        );
+        let tags = vec![
+            t("main-1", "a", Some(1)),
+            t("main-2", "b", Some(2)),
+            t("main-3", "c", Some(9)),
+            t("other", "d", Some(1)),
+        ];
+        assert_eq!(deleted(&p, &tags), vec!["main-3", "other"]);
+        let why = decide(&p, &tags, NOW);
+        assert!(why[2].reason.contains("older than 5d"), "{}", why[2].reason);
+        assert!(why[1].reason.contains("within 5d"), "{}", why[1].reason);
+    }
+
+    #[test]
+    fn reasons_explain_shared_digests() {
+        let p = policy(&[("pr-*", None, Some("1d"))], &["latest"]);
+        let d = decide(
+            &p,
+            &[t("pr-1", "x", Some(3)), t("latest", "x", Some(3))],
+            NOW,
+        );
+        assert!(!d[0].delete);
+        assert!(d[0].reason.contains("also tagged \"latest\""), "{}", d[0].reason);
+    }
+}

@@ -1,0 +1,140 @@
+//! Test support: a real registry (Debian's `docker-registry`, the CNCF distribution) on
+//! loopback with deletes enabled and a temporary storage directory, and a way to push small
+//! synthetic images with this crate's client.
+//!
+//! When `/usr/bin/docker-registry` (or `$STRATA_DOCKER_REGISTRY`) is missing,
+//! [`TestRegistry::start`] returns `None` after printing a SKIP line, or panics when
+//! `STRATA_TEST_REQUIRE_ALL=1`.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::client::{OCI_CONFIG, OCI_MANIFEST, Registry, RepoRef};
+
+/// A running registry, stopped (and its storage removed) on drop.
+#[derive(Debug)]
+pub struct TestRegistry {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    /// Its storage and config.
+    pub dir: tempfile::TempDir,
+}
+
+/// Whether missing prerequisites must fail tests (`STRATA_TEST_REQUIRE_ALL=1`).
+pub fn require_all() -> bool {
+    std::env::var("STRATA_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1")
+}
+
+/// Skips (prints SKIP, returns) or fails (under `STRATA_TEST_REQUIRE_ALL=1`) for a missing
+/// prerequisite.
+pub fn missing(what: &str) {
+    if require_all() {
+        panic!("prerequisite missing and STRATA_TEST_REQUIRE_ALL=1: {what}");
+    }
+    eprintln!("SKIP: {what}");
+}
+
+impl TestRegistry {
+    /// Starts a registry on a free loopback port, or `None` (SKIP) when it is not installed.
+    pub fn start() -> Option<TestRegistry> {
+        let bin = std::env::var("STRATA_DOCKER_REGISTRY")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from("/usr/bin/docker-registry"));
+        if !bin.exists() {
+            missing(&format!(
+                "{} not found (apt-get install docker-registry)",
+                bin.display()
+            ));
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+                dir.path().join("storage").display()
+            ),
+        )
+        .expect("write registry config");
+        let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
+        let child = Command::new(&bin)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn docker-registry");
+        let reg = TestRegistry { child, host, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(&reg.host).is_ok() {
+                return Some(reg);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "docker-registry did not listen on {}: {}",
+            reg.host,
+            std::fs::read_to_string(reg.dir.path().join("registry.log")).unwrap_or_default()
+        );
+    }
+
+    /// A client for `repo` in this registry.
+    pub fn client(&self, repo: &str) -> Registry {
+        Registry::new(
+            RepoRef::parse(&format!("{}/{repo}", self.host)).expect("repo"),
+            false,
+        )
+        .expect("client")
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pushes a small synthetic image (one layer with `content`, config with `created` and
+/// `labels`) and tags it; returns the manifest digest.
+pub fn push_image(
+    reg: &Registry,
+    tag: &str,
+    content: &str,
+    created: &str,
+    labels: &[(&str, &str)],
+) -> String {
+    let layer = content.as_bytes().to_vec();
+    let layer_digest = reg.put_blob(&layer).expect("layer");
+    let labels: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+        .collect();
+    let config = serde_json::json!({
+        "created": created,
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Labels": labels},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_digest = reg.put_blob(&config).expect("config");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+    });
+    reg.put_manifest(tag, OCI_MANIFEST, &serde_json::to_vec(&manifest).unwrap())
+        .expect("manifest")
+}
