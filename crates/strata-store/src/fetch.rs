@@ -7,7 +7,7 @@
 //! to a temp file while hashing, verifies and renames into place.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -161,7 +161,9 @@ impl Progress for NoProgress {}
 #[derive(Clone)]
 pub struct Fetcher {
     store: Store,
-    client: reqwest::Client,
+    /// Built on the first download: loading the system's root certificates costs more than
+    /// a whole warm fetch, which never needs them.
+    client: Arc<OnceLock<reqwest::Client>>,
     options: Arc<FetchOptions>,
     permits: Arc<Semaphore>,
 }
@@ -171,20 +173,10 @@ static CRYPTO: Once = Once::new();
 impl Fetcher {
     /// A fetcher for `store`. HTTP(S)_PROXY / NO_PROXY are honoured by the HTTP client.
     pub fn new(store: Store, options: FetchOptions) -> Result<Fetcher, String> {
-        CRYPTO.call_once(|| {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
         let jobs = options.jobs.max(1);
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
-            .pool_max_idle_per_host(jobs)
-            .build()
-            .map_err(|e| format!("could not set up the HTTP client: {e}"))?;
         Ok(Fetcher {
             store,
-            client,
+            client: Arc::new(OnceLock::new()),
             permits: Arc::new(Semaphore::new(jobs)),
             options: Arc::new(options),
         })
@@ -195,6 +187,36 @@ impl Fetcher {
         &self.store
     }
 
+    /// The HTTP client, built on first use.
+    fn client(&self) -> Result<&reqwest::Client, Failure> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        CRYPTO.call_once(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(self.options.connect_timeout)
+            .read_timeout(self.options.read_timeout)
+            .pool_max_idle_per_host(self.options.jobs.max(1))
+            .build()
+            .map_err(|e| Failure::Transport(format!("could not set up the HTTP client: {e}")))?;
+        Ok(self.client.get_or_init(|| client))
+    }
+
+    /// A GET of `url` with `.netrc` credentials for its host (unless the URL carries its own).
+    fn request(&self, url: &str) -> Result<reqwest::RequestBuilder, Failure> {
+        let mut request = self.client()?.get(url);
+        if let Ok(parsed) = url::Url::parse(url)
+            && parsed.username().is_empty()
+            && let Some(creds) = parsed.host_str().and_then(|h| self.options.netrc.lookup(h))
+        {
+            request = request.basic_auth(&creds.login, Some(&creds.password));
+        }
+        Ok(request)
+    }
+
     /// Makes `artifact`'s verified bytes present in the store and returns where they are.
     pub async fn ensure(
         &self,
@@ -202,15 +224,14 @@ impl Fetcher {
         progress: &dyn Progress,
     ) -> Result<Fetched, FetchError> {
         let digest = artifact.store_digest();
-        let path = self.store.entry_path(digest);
-        if path.is_file() {
-            self.store.touch(digest);
+        if let Some(path) = self.store.lookup(digest) {
             return Ok(Fetched {
                 path,
                 source: Source::Cache,
                 downloaded: 0,
             });
         }
+        let path = self.store.entry_path(digest);
         let fail = |e: StoreError| FetchError {
             artifact: label(artifact),
             attempts: vec![(String::new(), Failure::Store(e))],
@@ -320,13 +341,7 @@ impl Fetcher {
     ) -> Result<(), (Failure, Option<Duration>)> {
         let plain = |f: Failure| (f, None);
         let offset = entry.written();
-        let mut request = self.client.get(url);
-        if let Ok(parsed) = url::Url::parse(url)
-            && parsed.username().is_empty()
-            && let Some(creds) = parsed.host_str().and_then(|h| self.options.netrc.lookup(h))
-        {
-            request = request.basic_auth(&creds.login, Some(&creds.password));
-        }
+        let mut request = self.request(url).map_err(plain)?;
         if offset > 0 {
             request = request.header(RANGE, format!("bytes={offset}-"));
         }

@@ -29,6 +29,8 @@ const LAYOUT: &str = "v1";
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This file is a cache directory tag created by strata.\n\
 # For information about cache directory tags see https://bford.info/cachedir/\n";
+/// Entries used more recently than this are not marked used again (see [`Store::lookup`]).
+const TOUCH_INTERVAL: Duration = Duration::from_secs(3600);
 /// A `.init` temp file older than this is an orphan (its writer died between create and lock).
 const ORPHAN_INIT_AGE: Duration = Duration::from_secs(60);
 
@@ -138,6 +140,22 @@ impl Store {
         }
     }
 
+    /// The entry's path if it exists, marking it used unless it was marked in the last hour
+    /// (so a warm fetch of thousands of entries costs one `stat` each, not an open and a write).
+    pub fn lookup(&self, digest: &Digest) -> Option<PathBuf> {
+        let path = self.entry_path(digest);
+        let meta = fs::metadata(&path).ok().filter(|m| m.is_file())?;
+        let recent = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < TOUCH_INTERVAL);
+        if !recent {
+            self.touch(digest);
+        }
+        Some(path)
+    }
+
     /// Takes the per-digest lock, blocking until no other thread or process holds it.
     /// Whoever holds it is the only one downloading that digest.
     pub fn lock(&self, digest: &Digest) -> Result<DigestLock, StoreError> {
@@ -236,6 +254,12 @@ impl Store {
     /// across filesystems. `dest`'s parent must exist. An existing file at `dest` is replaced.
     pub fn link_into(&self, digest: &Digest, dest: &Path) -> Result<Placement, StoreError> {
         let src = self.entry_path(digest);
+        // The common case, a fresh output directory: one link(2), already atomic.
+        match fs::hard_link(&src, dest) {
+            Ok(()) => return Ok(Placement::Linked),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists || link_not_possible(&e) => {}
+            Err(e) => return Err(StoreError::io("link the store entry to", dest, e)),
+        }
         let src_meta =
             fs::metadata(&src).map_err(|e| StoreError::io("read the store entry", &src, e))?;
         if let Ok(dest_meta) = fs::symlink_metadata(dest)
