@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::error::StoreError;
 use crate::netrc::Netrc;
+use crate::remote::RemoteTier;
 use crate::store::{PendingEntry, Store};
 
 /// Tuning of the downloader.
@@ -37,6 +38,8 @@ pub struct FetchOptions {
     pub backoff_max: Duration,
     /// Credentials for hosts (`.netrc`).
     pub netrc: Netrc,
+    /// A shared cache asked before the upstream and filled after it (see [`RemoteTier`]).
+    pub remote: Option<Arc<dyn RemoteTier>>,
 }
 
 impl Default for FetchOptions {
@@ -49,6 +52,7 @@ impl Default for FetchOptions {
             backoff_base: Duration::from_millis(250),
             backoff_max: Duration::from_secs(10),
             netrc: Netrc::default(),
+            remote: None,
         }
     }
 }
@@ -259,7 +263,50 @@ impl Fetcher {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        self.download(artifact, progress).await
+        let Some(remote) = &self.options.remote else {
+            return self.download(artifact, progress).await;
+        };
+        if let Some(fetched) = self.try_remote(remote.as_ref(), artifact).await {
+            return Ok(fetched);
+        }
+        let fetched = self.download(artifact, progress).await?;
+        if let Err(e) = remote.publish(artifact, &fetched.path).await {
+            tracing::warn!(artifact = %label(artifact), "{e}");
+        }
+        Ok(fetched)
+    }
+
+    /// Asks the remote tier; its bytes are verified and committed like a download's.
+    async fn try_remote(&self, remote: &dyn RemoteTier, artifact: &Artifact) -> Option<Fetched> {
+        let mut entry = self
+            .store
+            .begin(artifact.store_digest(), artifact.size)
+            .ok()?;
+        match remote.fetch(artifact, &mut entry).await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::warn!(artifact = %label(artifact), "{e}");
+                return None;
+            }
+        }
+        match entry.commit() {
+            Ok(path) => {
+                let downloaded = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                Some(Fetched {
+                    path,
+                    source: Source::Download,
+                    downloaded,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(
+                    artifact = %label(artifact),
+                    "the remote tier's copy was rejected ({e}); downloading from the upstream"
+                );
+                None
+            }
+        }
     }
 
     async fn download(

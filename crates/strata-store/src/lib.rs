@@ -12,6 +12,7 @@ mod fetch;
 mod hash;
 mod maintenance;
 mod netrc;
+mod remote;
 mod store;
 
 pub use error::StoreError;
@@ -22,4 +23,5 @@ pub use fetch::{
 pub use hash::{Hasher, hash_file, hash_reader};
 pub use maintenance::{GcPolicy, GcReport, Stats, VerifyReport};
 pub use netrc::{Credentials, Netrc};
+pub use remote::{BoxFuture, RemoteTier};
 pub use store::{DigestLock, PendingEntry, Placement, Store, default_root, insert_bytes};

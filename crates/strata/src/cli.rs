@@ -138,6 +138,14 @@ pub struct CacheDirArg {
     /// else ~/.cache/strata].
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// A remote tier shared by machines: an OCI registry asked for each artifact missing from
+    /// the cache before the upstream, and given what the upstream sends. Registry errors only
+    /// warn. See docs/serve.md.
+    #[arg(long, value_name = "oci://HOST[:PORT]/REPO", env = "STRATA_REMOTE")]
+    pub remote: Option<String>,
+    /// Only read from the remote tier, never push to it.
+    #[arg(long)]
+    pub no_remote_push: bool,
 }
 
 impl CacheDirArg {
@@ -146,6 +154,23 @@ impl CacheDirArg {
         self.cache_dir
             .clone()
             .unwrap_or_else(strata_store::default_root)
+    }
+
+    /// The remote tier of `--remote` / `STRATA_REMOTE`, if any (an empty value means none).
+    pub fn remote_tier(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn strata_store::RemoteTier>>> {
+        let Some(spec) = self.remote.as_deref().filter(|s| !s.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let spec = strata_remote::RemoteSpec::parse(spec.trim())
+            .map_err(|e| anyhow::anyhow!("--remote (or STRATA_REMOTE): {e}"))?;
+        let options = strata_remote::RemoteOptions {
+            push: !self.no_remote_push,
+            ..Default::default()
+        };
+        let tier = strata_remote::OciRemote::new(spec, options).map_err(anyhow::Error::msg)?;
+        Ok(Some(std::sync::Arc::new(tier)))
     }
 }
 

@@ -29,6 +29,7 @@ fn main() -> std::process::ExitCode {
         Command::Gc(args) => cmd::gc::run(args),
         Command::Mount(args) => cmd::mount::run(args),
         Command::Umount(args) => cmd::mount::umount(args),
+        Command::Serve(args) => cmd::serve::run(args),
     };
     match result {
         Ok(code) => code,

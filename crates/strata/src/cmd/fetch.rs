@@ -65,6 +65,7 @@ pub fn run(args: FetchArgs) -> CmdResult {
         retries: args.retries,
         read_timeout: Duration::from_secs(args.read_timeout.max(1)),
         netrc: Netrc::load_default(),
+        remote: args.cache.remote_tier().map_err(input)?,
         ..FetchOptions::default()
     };
     let fetcher = Fetcher::new(store.clone(), options).map_err(|e| work(anyhow::anyhow!(e)))?;

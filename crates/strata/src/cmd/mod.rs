@@ -11,3 +11,4 @@ pub mod lint;
 pub mod mount;
 pub mod plan;
 pub mod report;
+pub mod serve;

@@ -1,0 +1,499 @@
+//! `strata serve` with real clients: pip, uv and npm through the HTTP index, libnfs tools
+//! through NFS, and the remote tier against a real docker-registry.
+//!
+//! Tests needing a tool that is missing print SKIP, or fail when STRATA_TEST_REQUIRE_ALL=1
+//! (`scripts/setup-debian.sh test` installs them all).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{payload, run, sha256_hex, strata};
+use strata_upstream::{Upstream, UpstreamBuilder};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// Whether `tool` runs; SKIP (or a failure under STRATA_TEST_REQUIRE_ALL=1) when it does not.
+fn require(tool: &str, args: &[&str]) -> bool {
+    let ok = Command::new(tool)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return true;
+    }
+    if std::env::var("STRATA_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!(
+            "`{tool}` is required (STRATA_TEST_REQUIRE_ALL=1): run scripts/setup-debian.sh test"
+        );
+    }
+    eprintln!("SKIP: `{tool}` is not available (scripts/setup-debian.sh test installs it)");
+    false
+}
+
+/// A `strata serve` process, killed on drop.
+struct Server {
+    child: Child,
+    http: Option<String>,
+    nfs_port: Option<u16>,
+}
+
+impl Server {
+    fn start(cache: &Path, extra: &[&str], lockfiles: &[&Path]) -> Server {
+        let mut cmd = strata();
+        cmd.arg("serve")
+            .arg("--cache-dir")
+            .arg(cache)
+            .args(extra)
+            .args(lockfiles)
+            .env("STRATA_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("strata serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let want_http = extra.contains(&"--http") || !extra.contains(&"--nfs");
+        let want_nfs = extra.contains(&"--nfs");
+        let (mut http, mut nfs_port) = (None, None);
+        while (want_http && http.is_none()) || (want_nfs && nfs_port.is_none()) {
+            let line = lines
+                .next()
+                .expect("strata serve announces its addresses")
+                .unwrap();
+            if let Some(url) = line.strip_prefix("http ") {
+                http = Some(url.trim_end_matches('/').to_owned());
+            } else if let Some(addr) = line.strip_prefix("nfs ") {
+                nfs_port = Some(addr.rsplit(':').next().unwrap().parse().unwrap());
+            }
+        }
+        Server {
+            child,
+            http,
+            nfs_port,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.http.as_ref().unwrap())
+    }
+
+    fn addr(&self) -> String {
+        self.http
+            .as_ref()
+            .unwrap()
+            .trim_start_matches("http://")
+            .to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET (Connection: close): status, headers (lower-case names), body.
+fn http_get(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v == "chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, headers, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let end = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..end]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[end + 2..end + 2 + n]);
+        b = &b[end + 2 + n + 2..];
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Builds pure-Python wheels with Python's zipfile: `name` → (file name, bytes).
+/// `deps` are `Requires-Dist` lines.
+fn make_wheel(dir: &Path, name: &str, version: &str, deps: &[&str]) -> (String, Vec<u8>) {
+    let script = r#"
+import base64, hashlib, sys, zipfile
+out, name, version = sys.argv[1], sys.argv[2], sys.argv[3]
+deps = sys.argv[4:]
+dist = f"{name}-{version}.dist-info"
+files = {
+    f"{name}/__init__.py": f"VERSION = {version!r}\n",
+    f"{dist}/METADATA": "Metadata-Version: 2.1\nName: %s\nVersion: %s\n%s" % (name, version, "".join(f"Requires-Dist: {d}\n" for d in deps)),
+    f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: strata-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = []
+with zipfile.ZipFile(out, "w") as z:
+    for path, text in files.items():
+        data = text.encode()
+        info = zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0))
+        z.writestr(info, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{dist}/RECORD,,")
+    z.writestr(zipfile.ZipInfo(f"{dist}/RECORD", date_time=(2020, 1, 1, 0, 0, 0)), "\n".join(record) + "\n")
+"#;
+    let file = format!("{name}-{version}-py3-none-any.whl");
+    let path = dir.join(&file);
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .arg(name)
+        .arg(version)
+        .args(deps)
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+    (file, std::fs::read(&path).unwrap())
+}
+
+/// A pylock.toml for `wheels` served by `up` at `pypi/<file>`.
+fn write_pylock(dir: &Path, up: &Upstream, wheels: &[(&str, &str, String, Vec<u8>)]) -> PathBuf {
+    let mut text = String::from("lock-version = \"1.0\"\ncreated-by = \"strata-tests\"\n");
+    for (name, version, file, bytes) in wheels {
+        text.push_str(&format!(
+            "\n[[packages]]\nname = \"{name}\"\nversion = \"{version}\"\nwheels = [{{ url = \"{}\", size = {}, hashes = {{ sha256 = \"{}\" }} }}]\n",
+            up.url(&format!("pypi/{file}")),
+            bytes.len(),
+            sha256_hex(bytes)
+        ));
+    }
+    let path = dir.join("pylock.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+struct PipFixture {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    up: Upstream,
+    pylock: PathBuf,
+    wheels: Vec<(String, Vec<u8>)>,
+}
+
+/// Wheels `Alpha_Pkg` (needs beta-pkg) and `beta.pkg`, spelled unnormalised on purpose.
+fn pip_fixture() -> PipFixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let build = dir.join("wheels");
+    std::fs::create_dir_all(&build).unwrap();
+    let (fa, ba) = make_wheel(&build, "alpha_pkg", "1.0", &["beta.pkg>=2"]);
+    let (fb, bb) = make_wheel(&build, "beta_pkg", "2.1", &[]);
+    let up = UpstreamBuilder::new()
+        .file(&format!("pypi/{fa}"), ba.clone())
+        .file(&format!("pypi/{fb}"), bb.clone())
+        .latency(Duration::from_millis(20))
+        .start()
+        .unwrap();
+    let pylock = write_pylock(
+        &dir,
+        &up,
+        &[
+            ("Alpha_Pkg", "1.0", fa.clone(), ba.clone()),
+            ("beta.pkg", "2.1", fb.clone(), bb.clone()),
+        ],
+    );
+    PipFixture {
+        _tmp: tmp,
+        dir,
+        up,
+        pylock,
+        wheels: vec![(fa, ba), (fb, bb)],
+    }
+}
+
+fn installed(target: &Path, module: &str) -> bool {
+    target.join(module).join("__init__.py").is_file()
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP: pip, uv, the index formats, the tree
+
+#[test]
+fn pip_installs_through_the_index_and_nothing_unlocked_is_served() {
+    if !require("python3", &["-m", "pip", "--version"]) {
+        return;
+    }
+    let f = pip_fixture();
+    let cache = f.dir.join("cache");
+    let server = Server::start(&cache, &["--http", "127.0.0.1:0"], &[&f.pylock]);
+
+    // Nothing is downloaded before a client asks.
+    let (status, _, _) = http_get(&server.addr(), "/simple/", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(f.up.stats().total_requests, 0);
+
+    let target = f.dir.join("site");
+    let out = run(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--index-url",
+            &server.url("/simple"),
+            "--target",
+        ])
+        .arg(&target)
+        .arg("ALPHA-PKG"));
+    assert!(out.status.success(), "pip install failed");
+    assert!(installed(&target, "alpha_pkg") && installed(&target, "beta_pkg"));
+    for (file, _) in &f.wheels {
+        assert_eq!(f.up.requests(&format!("pypi/{file}")), 1, "{file}");
+    }
+
+    // A project that is not locked: pip fails, and the server says why.
+    let out = run(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--index-url",
+            &server.url("/simple"),
+            "--target",
+        ])
+        .arg(f.dir.join("site2"))
+        .arg("requests"));
+    assert!(!out.status.success());
+    let (status, _, body) = http_get(&server.addr(), "/simple/requests/", &[]);
+    assert_eq!(status, 404);
+    let body = String::from_utf8(body).unwrap();
+    assert!(body.contains("`requests` is not locked"), "{body}");
+    let (status, _, body) = http_get(
+        &server.addr(),
+        "/tree/deps/pip/requests-2.0-py3-none-any.whl",
+        &[],
+    );
+    assert_eq!(status, 404);
+    assert!(String::from_utf8(body).unwrap().contains("is not locked"));
+}
+
+#[test]
+fn index_formats_tree_and_range() {
+    let f = pip_fixture();
+    let server = Server::start(
+        &f.dir.join("cache"),
+        &["--http", "127.0.0.1:0", "--prefix", "/files"],
+        &[&f.pylock],
+    );
+    let addr = server.addr();
+    let (fa, ba) = &f.wheels[0];
+
+    // PEP 691 JSON by Accept; the name in any spelling.
+    let (status, headers, body) = http_get(
+        &addr,
+        "/simple/alpha-pkg/",
+        &[(
+            "Accept",
+            "application/vnd.pypi.simple.v1+json, text/html;q=0.1",
+        )],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/vnd.pypi.simple.v1+json")
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["name"], "alpha-pkg");
+    assert_eq!(doc["files"][0]["filename"], fa.as_str());
+    assert_eq!(doc["files"][0]["hashes"]["sha256"], sha256_hex(ba));
+    assert_eq!(doc["files"][0]["url"], format!("/files/deps/pip/{fa}"));
+
+    // PEP 503 HTML, redirect to the trailing slash.
+    let (status, headers, _) = http_get(&addr, "/simple/Alpha_Pkg", &[]);
+    assert_eq!(status, 301);
+    assert_eq!(header(&headers, "location"), Some("/simple/Alpha_Pkg/"));
+    let (status, _, body) = http_get(&addr, "/simple/Alpha_Pkg/", &[("Accept", "text/html")]);
+    assert_eq!(status, 200);
+    let html = String::from_utf8(body).unwrap();
+    assert!(
+        html.contains(&format!("/files/deps/pip/{fa}#sha256={}", sha256_hex(ba))),
+        "{html}"
+    );
+    let (status, _, _) = http_get(&addr, "/simple/", &[("Accept", "application/xml")]);
+    assert_eq!(status, 406);
+
+    // The tree: listings, generated files, Range.
+    let (status, _, body) = http_get(&addr, "/files/deps/pip/", &[]);
+    assert_eq!(status, 200);
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains(&format!("href=\"{fa}\""))
+    );
+    let (status, _, body) = http_get(&addr, "/files/bom.json", &[]);
+    assert_eq!(status, 200);
+    assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
+    let path = format!("/files/deps/pip/{fa}");
+    let (status, headers, body) = http_get(&addr, &path, &[("Range", "bytes=10-19")]);
+    assert_eq!(status, 206);
+    assert_eq!(body, &ba[10..20]);
+    assert_eq!(
+        header(&headers, "content-range"),
+        Some(format!("bytes 10-19/{}", ba.len()).as_str())
+    );
+    let (status, _, body) = http_get(&addr, &path, &[("Range", "bytes=-5")]);
+    assert_eq!((status, body.as_slice()), (206, &ba[ba.len() - 5..]));
+    let (status, _, _) = http_get(&addr, &path, &[("Range", &format!("bytes={}-", ba.len()))]);
+    assert_eq!(status, 416);
+    let (status, _, body) = http_get(&addr, &path, &[]);
+    assert_eq!((status, &body), (200, ba));
+    assert_eq!(
+        f.up.requests(&format!("pypi/{fa}")),
+        1,
+        "downloaded once, served from the store after"
+    );
+    let (status, _, body) = http_get(&addr, "/_strata/stats", &[]);
+    assert_eq!(status, 200);
+    let stats: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(stats["downloaded"], 1);
+}
+
+#[test]
+fn concurrent_requests_download_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = payload(4 << 20, 7);
+    let up = UpstreamBuilder::new()
+        .file("pypi/big-1.0-py3-none-any.whl", big.clone())
+        .latency(Duration::from_millis(100))
+        .rate_limit(16 << 20)
+        .start()
+        .unwrap();
+    let pylock = write_pylock(
+        tmp.path(),
+        &up,
+        &[("big", "1.0", "big-1.0-py3-none-any.whl".into(), big.clone())],
+    );
+    let server = Server::start(
+        &tmp.path().join("cache"),
+        &["--http", "127.0.0.1:0"],
+        &[&pylock],
+    );
+    let addr = server.addr();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                http_get(&addr, "/tree/deps/pip/big-1.0-py3-none-any.whl", &[])
+            })
+        })
+        .collect();
+    for t in threads {
+        let (status, _, body) = t.join().unwrap();
+        assert_eq!(status, 200);
+        assert!(body == big, "every client gets the verified bytes");
+    }
+    assert_eq!(up.requests("pypi/big-1.0-py3-none-any.whl"), 1);
+}
+
+#[test]
+fn uv_installs_through_the_index() {
+    if !require("uv", &["--version"]) {
+        return;
+    }
+    let f = pip_fixture();
+    let server = Server::start(
+        &f.dir.join("cache"),
+        &["--http", "127.0.0.1:0"],
+        &[&f.pylock],
+    );
+    let target = f.dir.join("site");
+    let out = run(Command::new("uv")
+        .args([
+            "pip",
+            "install",
+            "--no-cache",
+            "--python",
+            "python3",
+            "--index-url",
+            &server.url("/simple"),
+            "--target",
+        ])
+        .arg(&target)
+        .arg("alpha.pkg")
+        .env("UV_NO_CONFIG", "1"));
+    assert!(out.status.success(), "uv pip install failed");
+    assert!(installed(&target, "alpha_pkg") && installed(&target, "beta_pkg"));
+}
+
+#[test]
+fn bad_input_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = pip_fixture();
+    for args in [
+        vec!["--http", "nonsense"],
+        vec!["--prefix", "/simple"],
+        vec!["--nfs", "[::1]:0"],
+    ] {
+        let out = run(strata()
+            .arg("serve")
+            .arg("--cache-dir")
+            .arg(tmp.path())
+            .args(&args)
+            .arg(&f.pylock));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    let out = run(strata().arg("serve").arg(tmp.path().join("poetry.lock")));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(strata()
+        .args(["serve", "--remote", "s3://x/y", "--cache-dir"])
+        .arg(tmp.path())
+        .arg(&f.pylock));
+    assert_eq!(out.status.code(), Some(2));
+}
