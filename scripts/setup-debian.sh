@@ -15,6 +15,8 @@ if [ "$what" = test ]; then
     curl time                         # benchmark baselines and peak-RSS measurement
     docker.io containerd runc         # a real Docker engine (BuildKit) for build tests
     busybox-static                    # test images are built FROM scratch with a static busybox
+    fuse3                             # strata mount: FUSE (fusermount3 for non-root users)
+    buildah                           # a real buildah bud reading from the lazy mount
   )
 fi
 missing=()
