@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{payload, run, sha256_hex, strata};
+use common::{payload, run, sha256_hex, sha512_sri, strata};
 use strata_upstream::{Upstream, UpstreamBuilder};
 
 // ---------------------------------------------------------------------------------------------
@@ -496,4 +496,192 @@ fn bad_input_exits_2() {
         .arg(tmp.path())
         .arg(&f.pylock));
     assert_eq!(out.status.code(), Some(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// npm
+
+/// Packs a tiny package with `npm pack`; returns the tarball's bytes.
+fn npm_pack(dir: &Path, name: &str, version: &str, deps: serde_json::Value) -> Vec<u8> {
+    let src = dir.join(format!("src-{}", name.replace('/', "-")));
+    std::fs::create_dir_all(&src).unwrap();
+    let manifest = serde_json::json!({
+        "name": name, "version": version, "main": "index.js", "dependencies": deps,
+    });
+    std::fs::write(src.join("package.json"), manifest.to_string()).unwrap();
+    std::fs::write(
+        src.join("index.js"),
+        format!("module.exports = {name:?};\n"),
+    )
+    .unwrap();
+    let out = run(Command::new("npm")
+        .args(["pack", "--silent", "--pack-destination"])
+        .arg(dir)
+        .current_dir(&src));
+    assert!(out.status.success(), "npm pack failed");
+    let file = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    std::fs::read(dir.join(file.lines().last().unwrap())).unwrap()
+}
+
+#[test]
+fn npm_ci_installs_through_the_registry_with_the_lockfile_unchanged() {
+    if !require("npm", &["--version"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let left = npm_pack(
+        dir,
+        "leftish",
+        "1.0.0",
+        serde_json::json!({"@strata/rightish": "^2.0.0"}),
+    );
+    let right = npm_pack(dir, "@strata/rightish", "2.0.1", serde_json::json!({}));
+    let up = UpstreamBuilder::new()
+        .file("registry/leftish/-/leftish-1.0.0.tgz", left.clone())
+        .file(
+            "registry/@strata/rightish/-/rightish-2.0.1.tgz",
+            right.clone(),
+        )
+        .start()
+        .unwrap();
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("package.json"),
+        r#"{"name":"app","version":"1.0.0","dependencies":{"leftish":"^1.0.0"}}"#,
+    )
+    .unwrap();
+    let lock = serde_json::json!({
+        "name": "app", "version": "1.0.0", "lockfileVersion": 3, "requires": true,
+        "packages": {
+            "": {"name": "app", "version": "1.0.0", "dependencies": {"leftish": "^1.0.0"}},
+            "node_modules/leftish": {
+                "version": "1.0.0",
+                "resolved": up.url("registry/leftish/-/leftish-1.0.0.tgz"),
+                "integrity": sha512_sri(&left),
+                "dependencies": {"@strata/rightish": "^2.0.0"}
+            },
+            "node_modules/@strata/rightish": {
+                "version": "2.0.1",
+                "resolved": up.url("registry/@strata/rightish/-/rightish-2.0.1.tgz"),
+                "integrity": sha512_sri(&right)
+            }
+        }
+    });
+    let lock_text = serde_json::to_string_pretty(&lock).unwrap() + "\n";
+    let lockfile = app.join("package-lock.json");
+    std::fs::write(&lockfile, &lock_text).unwrap();
+    let server = Server::start(&dir.join("cache"), &["--http", "127.0.0.1:0"], &[&lockfile]);
+
+    // The packument holds only the locked version, pointing back at strata.
+    let (status, _, body) = http_get(&server.addr(), "/npm/@strata%2frightish", &[]);
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["versions"].as_object().unwrap().len(), 1);
+    assert_eq!(
+        doc["versions"]["2.0.1"]["dist"]["tarball"],
+        server.url("/npm/@strata/rightish/-/rightish-2.0.1.tgz")
+    );
+    assert_eq!(
+        doc["versions"]["2.0.1"]["dist"]["integrity"],
+        sha512_sri(&right)
+    );
+    let (status, _, body) = http_get(&server.addr(), "/npm/left-pad", &[]);
+    assert_eq!(status, 404);
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("`left-pad` is not locked")
+    );
+    let (status, _, _) = http_get(&server.addr(), "/npm/leftish/-/leftish-9.9.9.tgz", &[]);
+    assert_eq!(status, 404);
+
+    // npm keeps the lockfile's `resolved` hosts unless told to swap them for the registry's:
+    // it does so by default only for its default public registry, so this lockfile (resolved
+    // against a loopback upstream) needs --replace-registry-host=always.
+    let out = run(Command::new("npm")
+        .args([
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--replace-registry-host=always",
+            "--registry",
+        ])
+        .arg(server.url("/npm/"))
+        .arg("--cache")
+        .arg(dir.join("npm-cache"))
+        .current_dir(&app));
+    assert!(out.status.success(), "npm ci failed");
+    assert!(app.join("node_modules/leftish/index.js").is_file());
+    assert!(app.join("node_modules/@strata/rightish/index.js").is_file());
+    assert_eq!(
+        std::fs::read_to_string(&lockfile).unwrap(),
+        lock_text,
+        "lockfile unchanged"
+    );
+    let (_, _, body) = http_get(&server.addr(), "/_strata/stats", &[]);
+    let stats: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        stats["downloaded"], 2,
+        "both tarballs went through strata: {stats}"
+    );
+    assert_eq!(up.requests("registry/leftish/-/leftish-1.0.0.tgz"), 1);
+    assert_eq!(
+        up.requests("registry/@strata/rightish/-/rightish-2.0.1.tgz"),
+        1
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// NFS
+
+fn nfs_url(port: u16, path: &str) -> String {
+    // libnfs: nfsserve answers MOUNT on the NFS port and runs no portmapper.
+    format!("nfs://127.0.0.1{path}?nfsport={port}&mountport={port}&version=3")
+}
+
+#[test]
+fn nfs_serves_the_same_tree_lazily() {
+    if !(require("nfs-ls", &["--help"]) && require("nfs-cat", &["--help"])) {
+        return;
+    }
+    let f = pip_fixture();
+    let server = Server::start(
+        &f.dir.join("cache"),
+        &["--nfs", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+        &[&f.pylock],
+    );
+    let port = server.nfs_port.unwrap();
+    let (fa, ba) = &f.wheels[0];
+    let out = run(Command::new("nfs-ls").arg(nfs_url(port, "/")));
+    assert!(out.status.success(), "nfs-ls failed");
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        listing.contains("bom.json") && listing.contains("deps"),
+        "{listing}"
+    );
+    let out = run(Command::new("nfs-ls").arg(nfs_url(port, "/deps/pip")));
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(listing.contains(fa.as_str()), "{listing}");
+    assert!(
+        listing.contains(&format!("{} {fa}", ba.len())),
+        "sizes from the lockfile: {listing}"
+    );
+    assert_eq!(f.up.stats().total_requests, 0, "listing downloads nothing");
+
+    for _ in 0..2 {
+        let out = run(Command::new("nfs-cat").arg(nfs_url(port, &format!("/deps/pip/{fa}"))));
+        assert!(out.status.success(), "nfs-cat failed");
+        assert!(out.stdout == *ba, "nfs-cat returns the verified bytes");
+    }
+    assert_eq!(f.up.requests(&format!("pypi/{fa}")), 1);
+    // The HTTP side shares the store: no second download.
+    let (status, _, body) = http_get(&server.addr(), &format!("/tree/deps/pip/{fa}"), &[]);
+    assert_eq!((status, &body), (200, ba));
+    assert_eq!(f.up.requests(&format!("pypi/{fa}")), 1);
+
+    let out =
+        run(Command::new("nfs-cat").arg(nfs_url(port, "/deps/pip/requests-2.0-py3-none-any.whl")));
+    assert!(!out.status.success(), "what is not locked does not exist");
 }
