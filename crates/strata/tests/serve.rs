@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{payload, run, sha256_hex, sha512_sri, strata};
 use strata_upstream::{Upstream, UpstreamBuilder};
@@ -684,4 +684,150 @@ fn nfs_serves_the_same_tree_lazily() {
     let out =
         run(Command::new("nfs-cat").arg(nfs_url(port, "/deps/pip/requests-2.0-py3-none-any.whl")));
     assert!(!out.status.success(), "what is not locked does not exist");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The remote tier against a real registry
+
+/// Debian's docker-registry (distribution 2.8) on loopback with a temp storage dir.
+struct Registry {
+    child: Child,
+    port: u16,
+}
+
+impl Registry {
+    fn start(dir: &Path) -> Option<Registry> {
+        if !require("docker-registry", &["--version"]) {
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let storage = dir.join("registry-data");
+        std::fs::create_dir_all(&storage).unwrap();
+        let config = dir.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                storage.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Registry { child, port });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("docker-registry did not listen on 127.0.0.1:{port}");
+    }
+
+    fn remote(&self) -> String {
+        format!("oci://127.0.0.1:{}/strata/cache", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn fetch_with_remote(
+    dir: &Path,
+    name: &str,
+    remote: &str,
+    lockfiles: &[PathBuf],
+) -> std::process::Output {
+    run(strata()
+        .args([
+            "fetch",
+            "--format",
+            "json",
+            "--remote",
+            remote,
+            "--cache-dir",
+        ])
+        .arg(dir.join(format!("cache-{name}")))
+        .arg("-o")
+        .arg(dir.join(format!("out-{name}")))
+        .args(lockfiles)
+        // Small chunks, so the blobs above 4 KiB go up with chunked uploads.
+        .env("STRATA_REMOTE_CHUNK_SIZE", "4K"))
+}
+
+#[test]
+fn a_second_machine_fills_from_the_registry_and_a_dead_registry_only_warns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let Some(mut registry) = Registry::start(dir) else {
+        return;
+    };
+    // Every kind: sha256 (pip, rpm, generic) and sha512-only (npm, mapped through a tag);
+    // sizes on both sides of the chunk size.
+    let files = common::Files::new(3, 3000);
+    let mut files_big = common::Files::new(1, 20_000);
+    files_big.wheels[0].0 = "big-1.0-py3-none-any.whl".into();
+    let mut all = files;
+    all.wheels.extend(files_big.wheels);
+    let up = all.serve(UpstreamBuilder::new()).start().unwrap();
+    let lockfiles = all.write_lockfiles(&dir.join("locks"), &up);
+
+    // Machine A: cold, from the upstream; pushes everything.
+    let out = fetch_with_remote(dir, "a", &registry.remote(), &lockfiles);
+    assert!(out.status.success());
+    assert_eq!(up.stats().total_requests as usize, all.count());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("remote tier"),
+        "no registry trouble expected: {stderr}"
+    );
+
+    // Machine B: a fresh store fills from the registry; the upstream sees nothing.
+    up.reset_stats();
+    let out = fetch_with_remote(dir, "b", &registry.remote(), &lockfiles);
+    assert!(out.status.success());
+    assert_eq!(
+        up.stats().total_requests,
+        0,
+        "everything came from the registry"
+    );
+    for (path, bytes) in all.expected_outputs() {
+        assert!(
+            std::fs::read(dir.join("out-b").join(&path)).unwrap() == bytes,
+            "{path}"
+        );
+    }
+
+    // Registry down: a warning, and the upstream.
+    registry.stop();
+    up.reset_stats();
+    let out = fetch_with_remote(dir, "c", &registry.remote(), &lockfiles);
+    assert!(
+        out.status.success(),
+        "a dead registry never fails the build"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("is unreachable").count(),
+        1,
+        "one warning: {stderr}"
+    );
+    assert_eq!(up.stats().total_requests as usize, all.count());
 }
