@@ -17,19 +17,27 @@ if [ "$what" = test ]; then
     busybox-static                    # test images are built FROM scratch with a static busybox
     fuse3                             # strata mount: FUSE (fusermount3 for non-root users)
     buildah                           # a real buildah bud reading from the lazy mount
+    libnfs-utils                      # strata serve --nfs: nfs-ls/nfs-cat as userspace NFS clients
+    docker-registry                   # the remote tier (--remote oci://...) against a real registry
   )
 fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "setup: missing ${missing[*]} and no apt-get here; install them by hand" >&2
-  exit 1
+if [ ${#missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: missing ${missing[*]} and no apt-get here; install them by hand" >&2
+    exit 1
+  fi
+  sudo=
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-sudo=
-[ "$(id -u)" -eq 0 ] || sudo=sudo
-echo "setup: installing ${missing[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# From PyPI (test mode): uv, a real client of `strata serve`'s simple index.
+if [ "$what" = test ] && ! command -v uv >/dev/null 2>&1; then
+  echo "setup: installing uv from PyPI" >&2
+  python3 -m pip install --quiet uv 2>/dev/null || python3 -m pip install --quiet --break-system-packages uv
+fi
