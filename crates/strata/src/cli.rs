@@ -165,10 +165,15 @@ impl CacheDirArg {
         };
         let spec = strata_remote::RemoteSpec::parse(spec.trim())
             .map_err(|e| anyhow::anyhow!("--remote (or STRATA_REMOTE): {e}"))?;
-        let options = strata_remote::RemoteOptions {
+        let mut options = strata_remote::RemoteOptions {
             push: !self.no_remote_push,
             ..Default::default()
         };
+        if let Ok(size) = std::env::var("STRATA_REMOTE_CHUNK_SIZE") {
+            let size = parse_size(&size)
+                .map_err(|e| anyhow::anyhow!("STRATA_REMOTE_CHUNK_SIZE: {e}"))?;
+            options.chunk_size = (size > 0).then_some(size);
+        }
         let tier = strata_remote::OciRemote::new(spec, options).map_err(anyhow::Error::msg)?;
         Ok(Some(std::sync::Arc::new(tier)))
     }
