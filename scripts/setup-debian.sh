@@ -21,9 +21,22 @@ if [ "$what" = test ]; then
     docker-registry                   # the remote tier (--remote oci://...) against a real registry
   )
 fi
+# A package counts as present when dpkg has it, or when what it provides is already on the
+# machine from elsewhere (e.g. Node.js with its own npm from another source, which conflicts
+# with Debian's npm package; python3 from pyenv).
+provided() {
+  case "$1" in
+    npm) command -v npm >/dev/null ;;
+    python3) command -v python3 >/dev/null ;;
+    python3-pip) python3 -m pip --version >/dev/null 2>&1 ;;
+    python3-venv) python3 -c 'import venv, ensurepip' >/dev/null 2>&1 ;;
+    git|gcc|curl) command -v "$1" >/dev/null ;;
+    *) return 1 ;;
+  esac
+}
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || provided "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
