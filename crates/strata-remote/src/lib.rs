@@ -129,7 +129,11 @@ pub fn mapping_tag(digest: &Digest) -> Option<String> {
     }
     // Tags are at most 128 characters: `sha512-` and 120 hex digits (480 bits) fit.
     let hex = digest.hex();
-    Some(format!("{}-{}", digest.algorithm, &hex[..hex.len().min(120)]))
+    Some(format!(
+        "{}-{}",
+        digest.algorithm,
+        &hex[..hex.len().min(120)]
+    ))
 }
 
 /// The mapping manifest for `digest` pointing at the blob `sha256` of `size` bytes.
