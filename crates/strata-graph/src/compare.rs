@@ -185,9 +185,16 @@ fn step_reasons(o: &StepKey, n: &StepKey) -> Vec<String> {
 fn describe(at: &str, name: &str, old: Option<&[&str]>, new: Option<&[&str]>) -> String {
     let join = |v: Option<&[&str]>| v.map(|v| v.join(", ")).unwrap_or_default();
     if let Some(path) = name.strip_prefix("file:") {
+        let what = |v: Option<&[&str]>| {
+            if v.is_some_and(|v| v == ["dir"]) {
+                "directory"
+            } else {
+                "file"
+            }
+        };
         return match (old, new) {
-            (None, Some(_)) => format!("{at}: file `{path}` added"),
-            (Some(_), None) => format!("{at}: file `{path}` removed (or now ignored)"),
+            (None, Some(_)) => format!("{at}: {} `{path}` added", what(new)),
+            (Some(_), None) => format!("{at}: {} `{path}` removed (or now ignored)", what(old)),
             (Some(o), Some(n)) => {
                 let mode = |s: &str| s.split(':').next().unwrap_or("").to_string();
                 let content = |s: &str| s.split_once(':').map_or("", |x| x.1).to_string();

@@ -34,6 +34,9 @@ pub enum FileKind {
     File,
     /// A symbolic link (not followed).
     Symlink,
+    /// A directory: keyed by its path only (BuildKit's content hash of a copied directory
+    /// changes when a directory appears, not when a directory's mode or mtime changes).
+    Dir,
 }
 
 /// One context file as the keys see it.
@@ -41,9 +44,9 @@ pub enum FileKind {
 pub struct FileEntry {
     /// File or symlink.
     pub kind: FileKind,
-    /// Permission and special bits (`st_mode & 0o7777`).
+    /// Permission and special bits (`st_mode & 0o7777`; 0 for directories).
     pub mode: u32,
-    /// The sha256 (hex) of the content; empty for symlinks.
+    /// The sha256 (hex) of the content; empty for symlinks and directories.
     pub content: String,
     /// The symlink target.
     pub link_target: Option<String>,
@@ -189,8 +192,11 @@ pub struct StageKeys {
 }
 
 /// A file's key input: `mode:content:symlink target` (the mode first, so explanations can
-/// tell a mode change from a content change).
+/// tell a mode change from a content change); `dir` for a directory.
 pub fn file_input(entry: &FileEntry) -> String {
+    if entry.kind == FileKind::Dir {
+        return "dir".to_string();
+    }
     format!(
         "{:o}:{}:{}",
         entry.mode,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use strata_dockerfile::dockerignore::{self, Matcher};
 
-use crate::context::{ContextError, HashOptions, HashStats, hash_context};
+use crate::context::{ContextError, HashOptions, HashStats, IgnoreRules, hash_context};
 use crate::dag::schedule;
 use crate::keys::{StageKeys, compute_keys, context_sources};
 use crate::stages::{Base, BuildOptions, Graph, OpKind, analyze};
@@ -169,6 +169,15 @@ pub fn load_ignore(
     dockerfile: &Path,
     context: &Path,
 ) -> Result<(Option<PathBuf>, Matcher), PlanError> {
+    let (path, _, matcher) = read_ignore(dockerfile, context)?;
+    Ok((path, matcher))
+}
+
+/// Reads the ignore file that applies: its path, patterns and compiled matcher.
+fn read_ignore(
+    dockerfile: &Path,
+    context: &Path,
+) -> Result<(Option<PathBuf>, Vec<dockerignore::Pattern>, Matcher), PlanError> {
     let (path, patterns) =
         dockerignore::read_dockerignore(dockerfile, context).map_err(|e| PlanError::Ignore {
             path: dockerignore::dockerignore_for(dockerfile, context)
@@ -179,16 +188,17 @@ pub fn load_ignore(
         path: path.clone().unwrap_or_default(),
         message: format!("bad pattern: {e}"),
     })?;
-    Ok((path, matcher))
+    Ok((path, patterns, matcher))
 }
 
 /// Makes a plan: graph, context hashes, keys and schedule.
 pub fn make_plan(req: &PlanRequest) -> Result<Plan, PlanError> {
     let graph = load_graph(&req.dockerfile, &req.options)?;
-    let (ignore_path, matcher) = load_ignore(&req.dockerfile, &req.context)?;
+    let (ignore_path, patterns, matcher) = read_ignore(&req.dockerfile, &req.context)?;
+    let ignore = IgnoreRules::new(matcher, &patterns);
     let sources = context_sources(&graph);
     let (index, stats) =
-        hash_context(&req.context, &matcher, &sources, &req.hash).map_err(PlanError::Context)?;
+        hash_context(&req.context, &ignore, &sources, &req.hash).map_err(PlanError::Context)?;
     let keys = compute_keys(&graph, &index);
     Ok(assemble(graph, keys, stats, ignore_path))
 }

@@ -377,3 +377,108 @@ fn stat_cache_rereads_only_changed_files() {
     let uncached = plan(dir.path(), &[], None);
     assert_eq!(keys(&third), keys(&uncached));
 }
+
+#[test]
+fn directories_count_by_presence_not_mode() {
+    // BuildKit (checked in crates/strata/tests/buildkit_agreement.rs): a new empty directory
+    // under a copied directory busts the COPY; a directory's mode does not.
+    let dir = setup();
+    let a = plan(dir.path(), &[], None);
+    fs::create_dir(dir.path().join("src/empty")).unwrap();
+    let b = plan(dir.path(), &[], None);
+    assert_eq!(busted(&a, &b), ["app"]);
+    fs::set_permissions(
+        dir.path().join("src/empty"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    assert!(busted(&b, &plan(dir.path(), &[], None)).is_empty());
+    // A directory no COPY selects changes nothing.
+    fs::create_dir(dir.path().join("notes/more")).unwrap();
+    assert!(busted(&b, &plan(dir.path(), &[], None)).is_empty());
+}
+
+#[test]
+fn ignore_depth_shortcut_agrees_with_full_matching() {
+    use strata_dockerfile::dockerignore::{Matcher, parse};
+    use strata_graph::context::{IgnoreRules, hash_context};
+    let dir = setup();
+    let r = dir.path();
+    write(r, "a/b/c.txt", "1");
+    write(r, "a/x.log", "2");
+    write(r, "top.log", "3");
+    write(r, "a/b/deep.log", "4");
+    let sources = vec![".".to_string()];
+    for text in [
+        "*.log\n",
+        "*/*.log\n",
+        "a/b\n",
+        "**/*.log\n",
+        "a\n!a/x.log\n",
+        "/top.log\n./a/b/c.txt\n",
+        "a/*/deep.log\n",
+        "[a]/x.log\n",
+    ] {
+        let patterns = parse(text);
+        let matcher = Matcher::new(&patterns).unwrap();
+        let full = hash_context(
+            r,
+            &IgnoreRules::from_matcher(matcher.clone()),
+            &sources,
+            &HashOptions::default(),
+        )
+        .unwrap();
+        let fast = hash_context(
+            r,
+            &IgnoreRules::new(matcher, &patterns),
+            &sources,
+            &HashOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(full.0, fast.0, "patterns {text:?}");
+        assert_eq!(full.1, fast.1, "patterns {text:?}");
+    }
+}
+
+#[test]
+fn a_corrupt_stat_cache_is_ignored_and_rewritten() {
+    let dir = setup();
+    let cache = tempfile::tempdir().unwrap();
+    let req = PlanRequest {
+        dockerfile: dir.path().join("Dockerfile"),
+        context: dir.path().to_path_buf(),
+        options: BuildOptions::default(),
+        hash: HashOptions {
+            cache_dir: Some(cache.path().to_path_buf()),
+            threads: 2,
+        },
+    };
+    let old = SystemTime::now() - Duration::from_secs(60);
+    for f in [
+        "requirements.txt",
+        "assets/logo.svg",
+        "src/main.py",
+        "src/util.py",
+        "docs/a.txt",
+    ] {
+        let file = fs::File::options()
+            .write(true)
+            .open(dir.path().join(f))
+            .unwrap();
+        file.set_modified(old).unwrap();
+    }
+    let first = make_plan(&req).unwrap();
+    let path = strata_graph::context::stat_cache_path(cache.path(), dir.path());
+    let good = fs::read(&path).unwrap();
+    for bad in [
+        b"garbage".to_vec(),
+        good[..good.len() - 7].to_vec(),
+        [&good[..20], &u64::MAX.to_le_bytes()[..], &good[28..]].concat(),
+    ] {
+        fs::write(&path, &bad).unwrap();
+        let p = make_plan(&req).unwrap();
+        assert_eq!(p.context.stat_cache_hits, 0);
+        assert_eq!(keys(&p), keys(&first));
+        assert_eq!(fs::read(&path).unwrap(), good, "rewritten as before");
+    }
+}
