@@ -1,1 +1,390 @@
-//! (in progress)
+//! A build run: the images of a [`RunPlan`] built in dependency order, independent ones in
+//! parallel, each reused instead of rebuilt when an image with its input key exists (a local
+//! image labelled `dev.strata.input-key=<key>`, or the registry tag `<repo>:sk-<key>`), tags
+//! applied only after every image succeeded, a [`Record`] written.
+//!
+//! Local references: each image of the run is tagged `strata-local/<image>:<short key>` as
+//! soon as it is ready; children get that reference in their `from-arg` build arg.
+//! Tags: every requested image, and every prerequisite that had to be built, gets its
+//! configured tags (reused prerequisites keep the tags they have). With `push`, the tags and
+//! the key tag `sk-<short key>` (in each tagged repository) are pushed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use strata_registry::client::{Registry, RepoRef};
+
+use crate::LayersError;
+use crate::config::Config;
+use crate::engine::{BuildRequest, Engine};
+use crate::keys::{DockerfileKeys, IMAGE_LABEL, KEY_LABEL, input_keys, short};
+use crate::order::{RunPlan, plan_run, ready};
+pub use crate::order::Selection;
+use crate::record::{ImageRecord, Record};
+use crate::template::{self, Vars};
+
+/// How to run a build.
+pub struct BuildOptions<'a> {
+    /// What to build.
+    pub selection: Selection,
+    /// The engine.
+    pub engine: Engine,
+    /// Images built at once.
+    pub jobs: usize,
+    /// Push tags (and key tags) to their registries.
+    pub push: bool,
+    /// Look for images with the same key in the registry (`sk-<key>` tags).
+    pub registry_lookup: bool,
+    /// Template variables for tags.
+    pub vars: Vars,
+    /// Where the Dockerfile keys come from.
+    pub keys: &'a (dyn DockerfileKeys + Sync),
+    /// Where to write the record (`None`: do not write).
+    pub records_dir: Option<PathBuf>,
+    /// Receives log lines (`[image] …`) and progress messages.
+    pub log: &'a (dyn Fn(&str) + Sync),
+}
+
+/// The repository part of a reference (`host/repo:tag` → `host/repo`).
+pub fn repository(reference: &str) -> &str {
+    match reference.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => r,
+        _ => reference,
+    }
+}
+
+/// The key tag of an input key in a repository.
+pub fn key_tag(repo: &str, key: &str) -> String {
+    format!("{repo}:sk-{}", short(key))
+}
+
+fn registry_for(repo: &str) -> Option<Registry> {
+    let r = RepoRef::parse(repo).ok()?;
+    Registry::new(r, false).ok()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The outcome of one image's step.
+struct Done {
+    name: String,
+    record: ImageRecord,
+    local_ref: String,
+}
+
+/// Runs a build. Returns the record (also on failure: check `success`).
+pub fn run(config: &Config, opts: &BuildOptions<'_>) -> Result<Record, LayersError> {
+    let started = Instant::now();
+    let started_ms = now_ms();
+    let plan: RunPlan = plan_run(config, &opts.selection).map_err(LayersError::Usage)?;
+    let log = opts.log;
+    // Tags first: a bad template fails before anything runs.
+    let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in &plan.images {
+        let mut v = opts.vars.clone();
+        v.set("image", n.as_str());
+        let t: Result<Vec<String>, String> = config.images[n]
+            .tags
+            .iter()
+            .map(|t| template::render(t, &v))
+            .collect();
+        tags.insert(
+            n.clone(),
+            t.map_err(|e| LayersError::Usage(format!("image.{n}.tags: {e}")))?,
+        );
+    }
+    let mut record = Record {
+        id: format!(
+            "{}-{}",
+            template::format_timestamp((started_ms / 1000) as i64),
+            std::process::id()
+        ),
+        started: template::format_rfc3339((started_ms / 1000) as i64),
+        started_epoch_ms: started_ms,
+        engine: opts.engine.kind.name().into(),
+        sha: opts.vars.values.get("sha").cloned(),
+        jobs: opts.jobs,
+        pushed: opts.push,
+        ..Record::default()
+    };
+    if plan.images.is_empty() {
+        record.success = true;
+        log("nothing to build");
+        return finish(record, started, opts);
+    }
+    opts.engine.check().map_err(LayersError::Work)?;
+    log(&format!(
+        "computing input keys for {}",
+        plan.images.join(", ")
+    ));
+    let keys = input_keys(config, &plan.images, opts.keys).map_err(LayersError::Work)?;
+
+    let (tx, rx) = mpsc::channel::<Done>();
+    let mut started_set: BTreeSet<String> = BTreeSet::new();
+    let mut succeeded: BTreeSet<String> = BTreeSet::new();
+    let mut failed = false;
+    let mut local_refs: BTreeMap<String, String> = BTreeMap::new();
+    let mut records: BTreeMap<String, ImageRecord> = BTreeMap::new();
+    std::thread::scope(|scope| {
+        let mut in_flight = 0usize;
+        loop {
+            if !failed {
+                for name in ready(config, &plan, &started_set, &succeeded) {
+                    if in_flight >= opts.jobs.max(1) {
+                        break;
+                    }
+                    started_set.insert(name.clone());
+                    in_flight += 1;
+                    let parent_ref = config.images[&name]
+                        .from
+                        .as_ref()
+                        .and_then(|p| local_refs.get(p).cloned());
+                    let key = keys[&name].clone();
+                    let requested = plan.requested.contains(&name);
+                    let tx = tx.clone();
+                    let mut repos: Vec<String> = tags[&name]
+                        .iter()
+                        .map(|t| repository(t).to_string())
+                        .collect();
+                    repos.dedup();
+                    scope.spawn(move || {
+                        let t0 = now_ms();
+                        let (rec, local_ref) =
+                            one_image(config, opts, &name, &key, parent_ref, &repos, requested);
+                        let mut rec = rec;
+                        rec.start_ms = t0.saturating_sub(started_ms);
+                        rec.end_ms = now_ms().saturating_sub(started_ms);
+                        rec.duration_ms = rec.end_ms - rec.start_ms;
+                        let _ = tx.send(Done {
+                            name,
+                            record: rec,
+                            local_ref,
+                        });
+                    });
+                }
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let Ok(done) = rx.recv() else { break };
+            in_flight -= 1;
+            if done.record.status == "failed" {
+                failed = true;
+                log(&format!(
+                    "[{}] FAILED: {}",
+                    done.name,
+                    done.record.error.clone().unwrap_or_default()
+                ));
+            } else {
+                log(&format!(
+                    "[{}] {} in {:.1}s ({})",
+                    done.name,
+                    done.record.status,
+                    done.record.duration_ms as f64 / 1000.0,
+                    done.local_ref
+                ));
+                succeeded.insert(done.name.clone());
+                local_refs.insert(done.name.clone(), done.local_ref);
+            }
+            records.insert(done.name, done.record);
+        }
+    });
+    for n in &plan.images {
+        records.entry(n.clone()).or_insert_with(|| ImageRecord {
+            status: "skipped".into(),
+            input_key: keys[n].clone(),
+            requested: plan.requested.contains(n),
+            error: Some("not started: an image it depends on failed".into()),
+            ..ImageRecord::default()
+        });
+    }
+    record.success = !failed && succeeded.len() == plan.images.len();
+    if record.success {
+        // Tags only now: no half-published sets.
+        let mut tag_error = None;
+        'images: for n in &plan.images {
+            let r = records.get_mut(n).expect("record");
+            if !(r.requested || r.status == "built") {
+                continue;
+            }
+            let local = &local_refs[n];
+            for t in &tags[n] {
+                if let Err(e) = opts.engine.tag(local, t) {
+                    tag_error = Some(format!("tagging {n} as {t}: {e}"));
+                    break 'images;
+                }
+                r.tags.push(t.clone());
+            }
+            if opts.push {
+                let mut repos_done = BTreeSet::new();
+                for t in &tags[n] {
+                    log(&format!("[{n}] pushing {t}"));
+                    match opts.engine.push(t) {
+                        Ok(d) => {
+                            if d.is_some() {
+                                r.digest = d;
+                            }
+                        }
+                        Err(e) => {
+                            tag_error = Some(format!("pushing {t}: {e}"));
+                            break 'images;
+                        }
+                    }
+                    let repo = repository(t).to_string();
+                    if repos_done.insert(repo.clone()) {
+                        let kt = key_tag(&repo, &keys[n]);
+                        let pushed = opts
+                            .engine
+                            .tag(local, &kt)
+                            .and_then(|_| opts.engine.push(&kt));
+                        if let Err(e) = pushed {
+                            tag_error = Some(format!("pushing {kt}: {e}"));
+                            break 'images;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(e) = tag_error {
+            record.success = false;
+            log(&format!("error: {e}"));
+        }
+    }
+    record.images = records;
+    finish(record, started, opts)
+}
+
+fn finish(mut record: Record, started: Instant, opts: &BuildOptions<'_>) -> Result<Record, LayersError> {
+    record.duration_ms = started.elapsed().as_millis() as u64;
+    if let Some(dir) = &opts.records_dir {
+        let p = record
+            .write(dir)
+            .map_err(|e| LayersError::Work(format!("writing the build record in {}: {e}", dir.display())))?;
+        (opts.log)(&format!("build record: {}", p.display()));
+    }
+    Ok(record)
+}
+
+/// Reuses or builds one image; returns its record and local reference.
+fn one_image(
+    config: &Config,
+    opts: &BuildOptions<'_>,
+    name: &str,
+    key: &str,
+    parent_ref: Option<String>,
+    repos: &[String],
+    requested: bool,
+) -> (ImageRecord, String) {
+    let image = &config.images[name];
+    let local_ref = format!("strata-local/{name}:{}", short(key));
+    let engine = &opts.engine;
+    let mut rec = ImageRecord {
+        input_key: key.to_string(),
+        requested,
+        ..ImageRecord::default()
+    };
+    let log = opts.log;
+    // 1. A local image with the key.
+    match engine.find_by_key(key) {
+        Ok(Some(id)) => {
+            if let Err(e) = engine.tag(&id, &local_ref) {
+                rec.status = "failed".into();
+                rec.error = Some(e);
+                return (rec, local_ref);
+            }
+            log(&format!("[{name}] reusing local image {} (input key {})", &id[..id.len().min(19)], short(key)));
+            rec.status = "reused".into();
+            rec.reused_from = Some("local".into());
+        }
+        Ok(None) => {}
+        Err(e) => log(&format!("[{name}] warning: local key lookup failed: {e}")),
+    }
+    // 2. The registry's key tag.
+    if rec.status.is_empty() && opts.registry_lookup {
+        for repo in repos {
+            let Some(reg) = registry_for(repo) else { continue };
+            let tag = format!("sk-{}", short(key));
+            match reg.head_manifest(&tag) {
+                Ok(Some(_)) => {
+                    let kt = key_tag(repo, key);
+                    log(&format!("[{name}] reusing {kt} from the registry"));
+                    match engine.pull(&kt).and_then(|_| engine.tag(&kt, &local_ref)) {
+                        Ok(()) => {
+                            rec.status = "reused".into();
+                            rec.reused_from = Some("registry".into());
+                            break;
+                        }
+                        Err(e) => log(&format!("[{name}] warning: pulling {kt} failed: {e}")),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => log(&format!("[{name}] warning: registry lookup in {repo} failed: {e}")),
+            }
+        }
+    }
+    // 3. Build.
+    if rec.status.is_empty() {
+        let mut build_args = image.args.clone();
+        if let Some(p) = parent_ref {
+            build_args.insert(image.from_arg.clone(), p);
+        }
+        let req = BuildRequest {
+            dockerfile: config.root.join(config.dockerfile_rel(image)),
+            context: config.root.join(config.context_rel(image)),
+            tag: local_ref.clone(),
+            build_args,
+            target: image.target.clone(),
+            labels: BTreeMap::from([
+                (KEY_LABEL.to_string(), key.to_string()),
+                (IMAGE_LABEL.to_string(), name.to_string()),
+            ]),
+            cache_from: image.cache_from.clone(),
+            cache_to: image.cache_to.clone(),
+        };
+        log(&format!("[{name}] building (input key {})", short(key)));
+        let prefix = format!("[{name}] ");
+        let line = |l: &str| {
+            if !l.trim().is_empty() {
+                log(&format!("{prefix}{l}"))
+            }
+        };
+        if let Err(e) = engine.build(&req, &line) {
+            rec.status = "failed".into();
+            rec.error = Some(e);
+            return (rec, local_ref);
+        }
+        rec.status = "built".into();
+    }
+    match engine.inspect(&local_ref) {
+        Ok(info) => {
+            rec.digest = Some(info.id.clone());
+            rec.image_id = Some(info.id);
+            rec.size = Some(info.size);
+            rec.layers = Some(info.layers);
+        }
+        Err(e) => log(&format!("[{name}] warning: inspect failed: {e}")),
+    }
+    (rec, local_ref)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        assert_eq!(repository("127.0.0.1:5000/app:base-1"), "127.0.0.1:5000/app");
+        assert_eq!(repository("127.0.0.1:5000/app"), "127.0.0.1:5000/app");
+        assert_eq!(
+            key_tag("r/app", "sha256:0123456789abcdef0123456789abcdef"),
+            "r/app:sk-0123456789abcdef01234567"
+        );
+    }
+}

@@ -82,7 +82,7 @@ impl EngineKind {
 
 /// `[build]`: defaults for `strata build`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BuildSettings {
     /// The engine.
     pub engine: Option<EngineKind>,
@@ -92,6 +92,10 @@ pub struct BuildSettings {
     pub jobs: Option<usize>,
     /// Where build records go (default `.strata/builds`).
     pub records: Option<String>,
+    /// buildah/podman `--storage-driver` (e.g. `vfs` in an unprivileged container).
+    pub storage_driver: Option<String>,
+    /// buildah/podman `--isolation` (e.g. `chroot`).
+    pub isolation: Option<String>,
 }
 
 /// One `[image.NAME]` table.

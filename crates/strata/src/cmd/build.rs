@@ -1,17 +1,219 @@
-//! `strata build` (in progress).
+//! `strata build`: builds a layered image set (`strata.toml`) with a real engine, in
+//! dependency order, reusing images whose input key already exists, tagging only after every
+//! image succeeded, and writing a build record.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Args;
+use strata_layers::build::{BuildOptions, Selection};
+use strata_layers::config::EngineKind;
+use strata_layers::engine::Engine;
+use strata_layers::keys::GraphKeys;
+use strata_layers::template::Vars;
 
-use crate::exit::{CmdResult, input};
+use crate::cmd::affected::failure;
+use crate::exit::{CmdResult, input, work};
 
 /// `strata build --help` examples.
-pub const EXAMPLES: &str = "";
+pub const EXAMPLES: &str = "\
+Examples:
+  # What changed since main, plus what it is built from (reused when unchanged):
+  strata build --base origin/main
+
+  # Everything, pushing the tags, with buildah:
+  strata build --all --push --engine buildah
+
+  # One image and its prerequisites:
+  strata build app
+
+Each image gets an input key (its Dockerfile's cache keys from the stage graph, the content
+of every context file it COPYs, its build settings and inputs, and its parent's key). An
+image whose key already exists - a local image labelled dev.strata.input-key=<key>, or the
+tag <repo>:sk-<key> in its registry - is reused, not rebuilt. A parent's reference goes to
+its children in the build arg named by from-arg (default BASE_IMAGE). Tags are applied (and
+pushed with --push) only after every image of the run succeeded. Each run writes a JSON
+record under .strata/builds/ (see strata report).
+
+Engines: docker (BuildKit, DOCKER_BUILDKIT=1, $STRATA_DOCKER or /usr/bin/docker), buildah,
+podman. In an unprivileged container, buildah/podman need [build] storage-driver = \"vfs\"
+and isolation = \"chroot\" (or $STRATA_STORAGE_DRIVER/$STRATA_ISOLATION); with no bridge
+network, network = \"host\".
+
+Exit status: 0 every image built or reused, 1 a build, tag or push failed (nothing tagged),
+2 bad strata.toml, image name or revision.";
 
 /// Arguments of `strata build`.
 #[derive(Debug, Args)]
-pub struct BuildArgs {}
+pub struct BuildArgs {
+    /// Images to build (with their prerequisites) [default: the affected ones with --base,
+    /// else all].
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// The layered image set.
+    #[arg(long, value_name = "FILE", default_value = "strata.toml")]
+    pub config: PathBuf,
+    /// The engine [default: [build] engine in strata.toml, else docker].
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
+    /// Push the tags (and key tags) after every image succeeded.
+    #[arg(long)]
+    pub push: bool,
+    /// Images built at once [default: [build] jobs, else 2].
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Build every image.
+    #[arg(long, conflicts_with_all = ["images", "base"])]
+    pub all: bool,
+    /// Build the images affected since this revision (see strata affected).
+    #[arg(long, value_name = "REV", conflicts_with = "images")]
+    pub base: Option<String>,
+    /// `--network` for builds [default: [build] network].
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// The {registry} value [default: registry in strata.toml, else $STRATA_REGISTRY].
+    #[arg(long, value_name = "HOST/REPO")]
+    pub registry: Option<String>,
+    /// Do not look for images with the same input key in the registry.
+    #[arg(long)]
+    pub no_registry_lookup: bool,
+    /// Print the build record as JSON on stdout at the end.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Engines on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineArg {
+    /// BuildKit through docker build.
+    Docker,
+    /// buildah bud.
+    Buildah,
+    /// podman build.
+    Podman,
+}
+
+fn git_out(dir: &std::path::Path, args: &[&str]) -> Option<String> {
+    let o = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Template variables from git and the CI environment.
+pub fn vars(root: &std::path::Path, registry: Option<&str>) -> Vars {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let sha = env("STRATA_SHA").or_else(|| git_out(root, &["rev-parse", "HEAD"]));
+    let branch = env("STRATA_BRANCH")
+        .or_else(|| env("GITHUB_HEAD_REF"))
+        .or_else(|| env("GITHUB_REF_NAME").filter(|_| !env("GITHUB_REF").unwrap_or_default().starts_with("refs/pull/")))
+        .or_else(|| git_out(root, &["symbolic-ref", "--quiet", "--short", "HEAD"]));
+    let pr = env("STRATA_PR").or_else(|| {
+        env("GITHUB_REF").and_then(|r| {
+            r.strip_prefix("refs/pull/")
+                .and_then(|x| x.split('/').next())
+                .map(str::to_string)
+        })
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Vars::new(registry, sha.as_deref(), branch.as_deref(), pr.as_deref(), now)
+}
 
 /// Runs `strata build`.
-pub fn run(_args: BuildArgs) -> CmdResult {
-    Err(input(anyhow::anyhow!("strata build is not finished yet")))
+pub fn run(args: BuildArgs) -> CmdResult {
+    let config = strata_layers::config::load(&args.config).map_err(input)?;
+    let selection = if args.all {
+        Selection::All
+    } else if !args.images.is_empty() {
+        Selection::Named(args.images.clone())
+    } else if let Some(base) = &args.base {
+        let a = strata_layers::affected(&config, base, "HEAD").map_err(failure)?;
+        eprintln!(
+            "affected since {base}: {}",
+            if a.changes.is_empty() { "none".to_string() } else { a.changes.join(", ") }
+        );
+        Selection::Named(a.changes)
+    } else {
+        Selection::All
+    };
+    let kind = match args.engine {
+        Some(EngineArg::Docker) => EngineKind::Docker,
+        Some(EngineArg::Buildah) => EngineKind::Buildah,
+        Some(EngineArg::Podman) => EngineKind::Podman,
+        None => config.build.engine.unwrap_or_default(),
+    };
+    let engine = Engine::new(
+        kind,
+        args.network.clone().or_else(|| config.build.network.clone()),
+        config.build.storage_driver.clone(),
+        config.build.isolation.clone(),
+    );
+    let registry = args
+        .registry
+        .clone()
+        .or_else(|| config.registry.clone())
+        .or_else(|| std::env::var("STRATA_REGISTRY").ok());
+    let jobs = args.jobs.or(config.build.jobs).unwrap_or(2);
+    if jobs == 0 {
+        return Err(input(anyhow::anyhow!("--jobs must be at least 1")));
+    }
+    let records_dir = config
+        .root
+        .join(config.build.records.as_deref().unwrap_or(".strata/builds"));
+    let keys = GraphKeys {
+        cache_dir: Some(strata_store::default_root()),
+    };
+    let log = |l: &str| eprintln!("{l}");
+    let opts = BuildOptions {
+        selection,
+        engine,
+        jobs,
+        push: args.push,
+        registry_lookup: !args.no_registry_lookup,
+        vars: vars(&config.root, registry.as_deref()),
+        keys: &keys,
+        records_dir: Some(records_dir),
+        log: &log,
+    };
+    let record = strata_layers::build::run(&config, &opts).map_err(failure)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&record).map_err(work)?);
+    } else {
+        for (name, i) in &record.images {
+            println!(
+                "{name:<16} {:<8} {:>7.1}s  {}",
+                i.status,
+                i.duration_ms as f64 / 1000.0,
+                if i.tags.is_empty() { String::new() } else { i.tags.join(" ") }
+            );
+        }
+        println!(
+            "{} in {:.1}s",
+            if record.success { "done" } else { "FAILED (no tags applied)" },
+            record.duration_ms as f64 / 1000.0
+        );
+    }
+    if record.success {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(work(anyhow::anyhow!(
+            "the build failed: {}",
+            record
+                .images
+                .iter()
+                .filter(|(_, i)| i.status == "failed")
+                .map(|(n, i)| format!("{n}: {}", i.error.clone().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )))
+    }
 }

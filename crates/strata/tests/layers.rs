@@ -1,0 +1,277 @@
+//! `strata build`, `strata report` and `strata gc` end to end with real engines and a real
+//! registry: the Docker engine from scripts/start-dockerd.sh ($STRATA_DOCKER_HOST), buildah
+//! and podman (vfs storage, chroot isolation), Debian's docker-registry on loopback.
+//! Missing prerequisites print SKIP, or fail under STRATA_TEST_REQUIRE_ALL=1.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use strata_registry::testing::{TestRegistry, missing};
+
+fn strata(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .current_dir(dir)
+        .args(args)
+        .envs(envs.iter().copied())
+        .env_remove("GITHUB_OUTPUT")
+        .output()
+        .expect("run strata")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn write(dir: &Path, path: &str, text: &str) {
+    let p = dir.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// A three-image project FROM scratch with a static busybox; `nonce` makes its keys unique.
+fn project(registry: &str, extra_build: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let nonce = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    std::fs::copy("/bin/busybox", p.join("busybox")).unwrap();
+    write(
+        p,
+        "strata.toml",
+        &format!(
+            r#"registry = "{registry}"
+[build]
+network = "host"
+{extra_build}
+[image.base]
+file = "Dockerfile.base"
+tags = ["{{registry}}:base-{{short_sha}}", "{{registry}}:base-stable"]
+[image.tooling]
+file = "Dockerfile.tooling"
+from = "base"
+tags = ["{{registry}}:tooling-{{short_sha}}", "{{registry}}:tooling-stable"]
+[image.app]
+file = "Dockerfile"
+from = "tooling"
+from-arg = "TOOLING_IMAGE"
+tags = ["{{registry}}:app-{{short_sha}}", "{{registry}}:latest"]
+[retention]
+keep = [{{ tags = "app-*", newest = 1 }}]
+protect = ["*-stable", "latest"]
+"#
+        ),
+    );
+    write(
+        p,
+        "Dockerfile.base",
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCOPY nonce /etc/nonce\n",
+    );
+    write(p, "nonce", &nonce);
+    write(
+        p,
+        "Dockerfile.tooling",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY tools/ /opt/tools/\nRUN cat /etc/nonce > /opt/tools/seen\n",
+    );
+    write(p, "tools/t.sh", "echo tool\n");
+    write(
+        p,
+        "Dockerfile",
+        "ARG TOOLING_IMAGE\nFROM ${TOOLING_IMAGE}\nCOPY src/ /app/\nRUN test -f /opt/tools/seen && cat /app/main.txt\n",
+    );
+    write(p, "src/main.txt", "v1\n");
+    git(p, &["init", "-q", "-b", "main"]);
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "-qm", "one"]);
+    d
+}
+
+fn record(dir: &Path, out: &str) -> serde_json::Value {
+    let _ = dir;
+    serde_json::from_str(out.lines().last().unwrap()).expect("record JSON")
+}
+
+fn statuses(r: &serde_json::Value) -> Vec<(String, String)> {
+    r["images"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn s(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+fn docker_host() -> Option<String> {
+    let host = std::env::var("STRATA_DOCKER_HOST").ok().filter(|h| !h.is_empty());
+    let Some(host) = host else {
+        missing("STRATA_DOCKER_HOST is not set (scripts/start-dockerd.sh; scripts/test.sh sets it)");
+        return None;
+    };
+    if !Path::new("/usr/bin/docker").exists() || !Path::new("/bin/busybox").exists() {
+        missing("/usr/bin/docker or /bin/busybox missing (apt-get install docker.io busybox-static)");
+        return None;
+    }
+    Some(host)
+}
+
+#[test]
+fn docker_build_reuse_tags_push_report_and_gc() {
+    let Some(host) = docker_host() else { return };
+    let Some(reg) = TestRegistry::start() else { return };
+    let repo = format!("{}/layers-test", reg.host);
+    let d = project(&repo, "");
+    let p = d.path();
+    let env = [("DOCKER_HOST", host.as_str())];
+
+    // 1. Everything is built, in order, and pushed with key tags.
+    let out = ok(&strata(p, &["build", "--all", "--push", "--json", "--jobs", "2"], &env));
+    let r = record(p, &out);
+    assert_eq!(statuses(&r), s(&[("app", "built"), ("base", "built"), ("tooling", "built")]));
+    assert!(r["success"].as_bool().unwrap());
+    let base = &r["images"]["base"];
+    let tooling = &r["images"]["tooling"];
+    assert!(base["end_ms"].as_u64().unwrap() <= tooling["start_ms"].as_u64().unwrap());
+    assert!(base["size"].as_u64().unwrap() > 500_000);
+    assert!(base["layers"].as_u64().unwrap() >= 2);
+    assert!(r["images"]["app"]["digest"].as_str().unwrap().starts_with("sha256:"));
+    let client = reg.client("layers-test");
+    let tags = client.list_tags().unwrap();
+    for t in ["base-stable", "tooling-stable", "latest"] {
+        assert!(tags.iter().any(|x| x == t), "{t} in {tags:?}");
+    }
+    let key = r["images"]["app"]["input_key"].as_str().unwrap();
+    let sk = format!("sk-{}", &key["sha256:".len().."sha256:".len() + 24]);
+    assert!(tags.contains(&sk), "{sk} in {tags:?}");
+
+    // 2. Same inputs: everything reused locally.
+    let r = record(p, &ok(&strata(p, &["build", "--all", "--json"], &env)));
+    assert_eq!(statuses(&r), s(&[("app", "reused"), ("base", "reused"), ("tooling", "reused")]));
+    assert_eq!(r["images"]["app"]["reused_from"], "local");
+
+    // 3. An app change: only app is affected and built; prerequisites are reused.
+    write(p, "src/main.txt", "v2\n");
+    git(p, &["commit", "-qam", "two"]);
+    let o = strata(p, &["build", "--base", "HEAD~1", "--json"], &env);
+    let r = record(p, &ok(&o));
+    assert_eq!(statuses(&r), s(&[("app", "built"), ("base", "reused"), ("tooling", "reused")]));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("[app] "), "prefixed logs");
+    assert_eq!(r["images"]["app"]["tags"].as_array().unwrap().len(), 2);
+    assert_eq!(r["images"]["base"]["tags"].as_array().unwrap().len(), 0);
+
+    // 4. A failing build applies no tags and exits 1.
+    write(p, "src/main.txt", "v3\n");
+    write(p, "Dockerfile", "ARG TOOLING_IMAGE\nFROM ${TOOLING_IMAGE}\nCOPY src/ /app/\nRUN false\n");
+    git(p, &["commit", "-qam", "three"]);
+    let o = strata(p, &["build", "--all", "--json"], &env);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = record(p, &String::from_utf8_lossy(&o.stdout));
+    assert_eq!(r["success"], false);
+    assert_eq!(r["images"]["app"]["status"], "failed");
+    assert!(r["images"]["base"]["tags"].as_array().unwrap().is_empty());
+    let sha = String::from_utf8_lossy(
+        &Command::new("git").arg("-C").arg(p).args(["rev-parse", "--short=7", "HEAD"]).output().unwrap().stdout,
+    )
+    .trim()
+    .to_string();
+    let inspect = Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", &host)
+        .args(["image", "inspect", &format!("{repo}:base-{sha}")])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "base must not be tagged after a failed run");
+
+    // 5. Records, report with a timeline.
+    let html = p.join("report.html");
+    let out = ok(&strata(p, &["report", "--html", html.to_str().unwrap()], &env));
+    assert!(out.contains("run(s)") && out.contains("reuse (cache hit) rate"), "{out}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("app"));
+
+    // 6. gc: dry run explains, --apply deletes only unprotected, unshared digests.
+    let out = ok(&strata(p, &["gc", "--registry", &repo], &env));
+    assert!(out.contains("dry run"), "{out}");
+    let before = client.list_tags().unwrap();
+    ok(&strata(p, &["gc", "--registry", &repo, "--apply"], &env));
+    let after = client.list_tags().unwrap();
+    assert_eq!(before, after, "the only app-* tag shares its digest with `latest`: nothing goes");
+}
+
+#[test]
+fn docker_reuses_from_the_registry_on_a_clean_engine() {
+    let Some(host) = docker_host() else { return };
+    let Some(reg) = TestRegistry::start() else { return };
+    let repo = format!("{}/layers-cold", reg.host);
+    let d = project(&repo, "");
+    let p = d.path();
+    let env = [("DOCKER_HOST", host.as_str())];
+    let r = record(p, &ok(&strata(p, &["build", "--all", "--push", "--json"], &env)));
+    // Forget every local image of this project: a fresh CI runner.
+    for (name, i) in r["images"].as_object().unwrap() {
+        let key = i["input_key"].as_str().unwrap();
+        let short = &key["sha256:".len().."sha256:".len() + 24];
+        let mut refs = vec![format!("strata-local/{name}:{short}"), format!("{repo}:sk-{short}")];
+        refs.extend(i["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()));
+        Command::new("/usr/bin/docker").env("DOCKER_HOST", &host).arg("rmi").arg("-f").args(&refs).output().unwrap();
+    }
+    let r = record(p, &ok(&strata(p, &["build", "--all", "--json"], &env)));
+    assert_eq!(statuses(&r), s(&[("app", "reused"), ("base", "reused"), ("tooling", "reused")]));
+    assert_eq!(r["images"]["base"]["reused_from"], "registry");
+}
+
+fn daemonless(engine: &str) {
+    let bin = format!("/usr/bin/{engine}");
+    if !Path::new(&bin).exists() || !Path::new("/bin/busybox").exists() {
+        missing(&format!("{bin} missing (apt-get install {engine} busybox-static)"));
+        return;
+    }
+    let d = project("127.0.0.1:1/unused", "storage-driver = \"vfs\"\nisolation = \"chroot\"");
+    let p = d.path();
+    let args = ["build", "--all", "--json", "--no-registry-lookup", "--engine", engine];
+    let r = record(p, &ok(&strata(p, &args, &[])));
+    assert_eq!(statuses(&r), s(&[("app", "built"), ("base", "built"), ("tooling", "built")]));
+    assert!(r["images"]["app"]["layers"].as_u64().unwrap() >= 3);
+    let r = record(p, &ok(&strata(p, &args, &[])));
+    assert_eq!(statuses(&r), s(&[("app", "reused"), ("base", "reused"), ("tooling", "reused")]));
+    write(p, "tools/t.sh", "echo tool 2\n");
+    let r = record(p, &ok(&strata(p, &args, &[])));
+    assert_eq!(statuses(&r), s(&[("app", "built"), ("base", "reused"), ("tooling", "built")]));
+}
+
+#[test]
+fn buildah_build_and_reuse() {
+    daemonless("buildah");
+}
+
+#[test]
+fn podman_build_and_reuse() {
+    daemonless("podman");
+}

@@ -1,0 +1,3 @@
+#!/bin/sh
+set -e
+cat /app/extensions/*.extension > /app/extensions.all
