@@ -218,7 +218,7 @@ fn docker_build_reuse_tags_push_report_and_gc() {
 
     // 6. gc: dry run explains, --apply deletes only unprotected, unshared digests.
     let out = ok(&strata(p, &["gc", "--registry", &repo], &env));
-    assert!(out.contains("dry run"), "{out}");
+    assert!(out.contains("protected by \"latest\"") && out.contains("would delete 0 tag(s)"), "{out}");
     let before = client.list_tags().unwrap();
     ok(&strata(p, &["gc", "--registry", &repo, "--apply"], &env));
     let after = client.list_tags().unwrap();
