@@ -214,7 +214,11 @@ pub fn derive_inputs(
             ignore_file.as_deref().unwrap_or(".dockerignore")
         ))
     })?;
-    let file_label = dockerfile.rsplit('/').next().unwrap_or(&dockerfile).to_string();
+    let file_label = dockerfile
+        .rsplit('/')
+        .next()
+        .unwrap_or(&dockerfile)
+        .to_string();
     let mut readers = Vec::new();
     for stage in graph.stages.iter().filter(|s| graph.reachable[s.index]) {
         for step in &stage.steps {
@@ -270,32 +274,33 @@ fn direct_reason(inputs: &ImageInputs, path: &str, config_file: &str) -> Option<
         ));
     }
     if let Some(rel) = under(path, &inputs.context)
-        && !inputs.ignore.matches(rel) {
-            for r in &inputs.readers {
-                let Some(source) = r
-                    .sources
-                    .iter()
-                    .find(|s| SourceSelector::new(s).selects(rel))
-                else {
-                    continue;
-                };
-                // BuildKit matches --exclude relative to the copied source directory; the
-                // context-root form is checked too, to stay on the side of "affected" only
-                // when both say the file is copied.
-                let excluded = !r.excludes.is_empty()
-                    && Matcher::from_globs(&r.excludes)
-                        .map(|m| {
-                            let prefix = strata_graph::keys::glob_prefix(source);
-                            let inner = under(rel, if prefix == "." { "" } else { &prefix })
-                                .unwrap_or(rel);
-                            m.matches(rel) || m.matches(inner)
-                        })
-                        .unwrap_or(false);
-                if !excluded {
-                    return Some(r.because.clone());
-                }
+        && !inputs.ignore.matches(rel)
+    {
+        for r in &inputs.readers {
+            let Some(source) = r
+                .sources
+                .iter()
+                .find(|s| SourceSelector::new(s).selects(rel))
+            else {
+                continue;
+            };
+            // BuildKit matches --exclude relative to the copied source directory; the
+            // context-root form is checked too, to stay on the side of "affected" only
+            // when both say the file is copied.
+            let excluded = !r.excludes.is_empty()
+                && Matcher::from_globs(&r.excludes)
+                    .map(|m| {
+                        let prefix = strata_graph::keys::glob_prefix(source);
+                        let inner =
+                            under(rel, if prefix == "." { "" } else { &prefix }).unwrap_or(rel);
+                        m.matches(rel) || m.matches(inner)
+                    })
+                    .unwrap_or(false);
+            if !excluded {
+                return Some(r.because.clone());
             }
         }
+    }
     for (glob, line) in &inputs.extra {
         if glob_matches(glob, path) {
             return Some(format!(
@@ -349,13 +354,18 @@ pub fn compute(
             }
         }
         if let Some(p) = &inp.parent
-            && let Some(pr) = images.get(p).filter(|r| r.affected) {
-                let path = pr.reasons.first().map(|r| r.path.clone()).unwrap_or_default();
-                reasons.push(Reason {
-                    path,
-                    because: format!("built from image {p}, which is affected"),
-                });
-            }
+            && let Some(pr) = images.get(p).filter(|r| r.affected)
+        {
+            let path = pr
+                .reasons
+                .first()
+                .map(|r| r.path.clone())
+                .unwrap_or_default();
+            reasons.push(Reason {
+                path,
+                because: format!("built from image {p}, which is affected"),
+            });
+        }
         reasons.dedup();
         images.insert(
             name.clone(),
@@ -453,7 +463,10 @@ file = "Dockerfile.other"
                 "ARG BASE_IMAGE\nFROM ${BASE_IMAGE} AS build\nCOPY src/ /app/src\nFROM build AS unused\nCOPY tests/ /t\nFROM build\nCOPY . /all\n",
             ),
             ("app/.dockerignore", "*.log\nnode_modules\n"),
-            ("Dockerfile.other", "FROM scratch AS unused\nCOPY unused/ /\nFROM scratch\nCOPY other/*.txt /\n"),
+            (
+                "Dockerfile.other",
+                "FROM scratch AS unused\nCOPY unused/ /\nFROM scratch\nCOPY other/*.txt /\n",
+            ),
         ])
     }
 
@@ -466,7 +479,14 @@ file = "Dockerfile.other"
             .values()
             .map(|i| (i.name.clone(), derive_inputs(&c, i, &read).unwrap()))
             .collect();
-        compute(&c.order(), &inputs, &c.inputs, &BTreeMap::new(), changes, "strata.toml")
+        compute(
+            &c.order(),
+            &inputs,
+            &c.inputs,
+            &BTreeMap::new(),
+            changes,
+            "strata.toml",
+        )
     }
 
     fn m(p: &str) -> Change {
@@ -491,22 +511,66 @@ file = "Dockerfile.other"
             ("unrelated file", vec![m("README.md")], vec![]),
             ("app source", vec![m("app/src/main.py")], vec!["app"]),
             ("app ignored log", vec![m("app/x.log")], vec![]),
-            ("app COPY . reads all but ignored", vec![m("app/README")], vec!["app"]),
-            ("app dockerignore", vec![m("app/.dockerignore")], vec!["app"]),
-            ("base packages", vec![m("packages.txt")], vec!["base", "tooling", "app"]),
-            ("base bind mount", vec![m("base-scripts/install")], vec!["base", "tooling", "app"]),
+            (
+                "app COPY . reads all but ignored",
+                vec![m("app/README")],
+                vec!["app"],
+            ),
+            (
+                "app dockerignore",
+                vec![m("app/.dockerignore")],
+                vec!["app"],
+            ),
+            (
+                "base packages",
+                vec![m("packages.txt")],
+                vec!["base", "tooling", "app"],
+            ),
+            (
+                "base bind mount",
+                vec![m("base-scripts/install")],
+                vec!["base", "tooling", "app"],
+            ),
             ("tooling file", vec![m("tools/x")], vec!["tooling", "app"]),
             ("tooling excluded doc", vec![m("docs/readme.md")], vec![]),
-            ("tooling doc", vec![m("docs/guide.txt")], vec!["tooling", "app"]),
-            ("tooling extra input", vec![m("scripts/tooling/a/b.sh")], vec!["tooling", "app"]),
-            ("global input", vec![m("ci/global.env")], vec!["base", "other", "tooling", "app"]),
+            (
+                "tooling doc",
+                vec![m("docs/guide.txt")],
+                vec!["tooling", "app"],
+            ),
+            (
+                "tooling extra input",
+                vec![m("scripts/tooling/a/b.sh")],
+                vec!["tooling", "app"],
+            ),
+            (
+                "global input",
+                vec![m("ci/global.env")],
+                vec!["base", "other", "tooling", "app"],
+            ),
             ("glob source", vec![m("other/a.txt")], vec!["other"]),
             ("glob non-match", vec![m("other/a.bin")], vec![]),
-            ("deleted tool", vec![d("tools/gone")], vec!["tooling", "app"]),
-            ("renamed into tools", vec![r("misc/a", "tools/a")], vec!["tooling", "app"]),
-            ("renamed out of tools", vec![r("tools/a", "misc/a")], vec!["tooling", "app"]),
+            (
+                "deleted tool",
+                vec![d("tools/gone")],
+                vec!["tooling", "app"],
+            ),
+            (
+                "renamed into tools",
+                vec![r("misc/a", "tools/a")],
+                vec!["tooling", "app"],
+            ),
+            (
+                "renamed out of tools",
+                vec![r("tools/a", "misc/a")],
+                vec!["tooling", "app"],
+            ),
             ("dockerfile", vec![m("Dockerfile.other")], vec!["other"]),
-            ("new ignore file for base", vec![m(".dockerignore")], vec!["base", "other", "tooling", "app"]),
+            (
+                "new ignore file for base",
+                vec![m(".dockerignore")],
+                vec!["base", "other", "tooling", "app"],
+            ),
             ("unreachable stage input", vec![m("unused/x")], vec![]),
         ];
         for (name, changes, want) in cases {
@@ -542,6 +606,9 @@ file = "Dockerfile.other"
     fn missing_dockerfile_is_an_error() {
         let c = config::parse(CONFIG, Path::new("strata.toml"), Path::new(".")).unwrap();
         let e = derive_inputs(&c, &c.images["base"], &|_| None).unwrap_err();
-        assert!(e.to_string().contains("Dockerfile.base does not exist"), "{e}");
+        assert!(
+            e.to_string().contains("Dockerfile.base does not exist"),
+            "{e}"
+        );
     }
 }

@@ -20,8 +20,8 @@ use crate::LayersError;
 use crate::config::Config;
 use crate::engine::{BuildRequest, Engine};
 use crate::keys::{DockerfileKeys, IMAGE_LABEL, KEY_LABEL, input_keys, short};
-use crate::order::{RunPlan, plan_run, ready};
 pub use crate::order::Selection;
+use crate::order::{RunPlan, plan_run, ready};
 use crate::record::{ImageRecord, Record};
 use crate::template::{self, Vars};
 
@@ -261,12 +261,19 @@ pub fn run(config: &Config, opts: &BuildOptions<'_>) -> Result<Record, LayersErr
     finish(record, started, opts)
 }
 
-fn finish(mut record: Record, started: Instant, opts: &BuildOptions<'_>) -> Result<Record, LayersError> {
+fn finish(
+    mut record: Record,
+    started: Instant,
+    opts: &BuildOptions<'_>,
+) -> Result<Record, LayersError> {
     record.duration_ms = started.elapsed().as_millis() as u64;
     if let Some(dir) = &opts.records_dir {
-        let p = record
-            .write(dir)
-            .map_err(|e| LayersError::Work(format!("writing the build record in {}: {e}", dir.display())))?;
+        let p = record.write(dir).map_err(|e| {
+            LayersError::Work(format!(
+                "writing the build record in {}: {e}",
+                dir.display()
+            ))
+        })?;
         (opts.log)(&format!("build record: {}", p.display()));
     }
     Ok(record)
@@ -299,7 +306,11 @@ fn one_image(
                 rec.error = Some(e);
                 return (rec, local_ref);
             }
-            log(&format!("[{name}] reusing local image {} (input key {})", &id[..id.len().min(19)], short(key)));
+            log(&format!(
+                "[{name}] reusing local image {} (input key {})",
+                &id[..id.len().min(19)],
+                short(key)
+            ));
             rec.status = "reused".into();
             rec.reused_from = Some("local".into());
         }
@@ -309,7 +320,9 @@ fn one_image(
     // 2. The registry's key tag.
     if rec.status.is_empty() && opts.registry_lookup {
         for repo in repos {
-            let Some(reg) = registry_for(repo) else { continue };
+            let Some(reg) = registry_for(repo) else {
+                continue;
+            };
             let tag = format!("sk-{}", short(key));
             match reg.head_manifest(&tag) {
                 Ok(Some(_)) => {
@@ -325,7 +338,9 @@ fn one_image(
                     }
                 }
                 Ok(None) => {}
-                Err(e) => log(&format!("[{name}] warning: registry lookup in {repo} failed: {e}")),
+                Err(e) => log(&format!(
+                    "[{name}] warning: registry lookup in {repo} failed: {e}"
+                )),
             }
         }
     }
@@ -380,7 +395,10 @@ mod tests {
 
     #[test]
     fn references() {
-        assert_eq!(repository("127.0.0.1:5000/app:base-1"), "127.0.0.1:5000/app");
+        assert_eq!(
+            repository("127.0.0.1:5000/app:base-1"),
+            "127.0.0.1:5000/app"
+        );
         assert_eq!(repository("127.0.0.1:5000/app"), "127.0.0.1:5000/app");
         assert_eq!(
             key_tag("r/app", "sha256:0123456789abcdef0123456789abcdef"),

@@ -251,12 +251,15 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError
             return Err(err(
                 Some(line),
                 key("file"),
-                format!("missing: every image needs file = \"<Dockerfile>\" (e.g. file = \"Dockerfile.{name}\")"),
+                format!(
+                    "missing: every image needs file = \"<Dockerfile>\" (e.g. file = \"Dockerfile.{name}\")"
+                ),
             ));
         };
         check_rel(file, text, "file", name).map_err(|(l, m)| err(Some(l), key("file"), m))?;
         if let Some(c) = &r.context {
-            check_rel(c, text, "context", name).map_err(|(l, m)| err(Some(l), key("context"), m))?;
+            check_rel(c, text, "context", name)
+                .map_err(|(l, m)| err(Some(l), key("context"), m))?;
         }
         for t in &r.tags {
             template::validate(t.get_ref())
@@ -323,17 +326,18 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError
     let names: Vec<&str> = images.keys().map(String::as_str).collect();
     for (name, spanned) in &raw.image {
         if let Some(f) = &spanned.get_ref().from
-            && !images.contains_key(f.get_ref()) {
-                return Err(err(
-                    Some(line_of(text, f.span().start)),
-                    Some(format!("image.{name}.from")),
-                    format!(
-                        "no image named {:?} (images: {})",
-                        f.get_ref(),
-                        names.join(", ")
-                    ),
-                ));
-            }
+            && !images.contains_key(f.get_ref())
+        {
+            return Err(err(
+                Some(line_of(text, f.span().start)),
+                Some(format!("image.{name}.from")),
+                format!(
+                    "no image named {:?} (images: {})",
+                    f.get_ref(),
+                    names.join(", ")
+                ),
+            ));
+        }
     }
     for name in images.keys() {
         let mut seen = BTreeSet::new();
@@ -345,7 +349,10 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError
                 return Err(err(
                     Some(images[name].line),
                     Some(format!("image.{name}.from")),
-                    format!("images are built from each other in a cycle: {}", chain.join(" -> ")),
+                    format!(
+                        "images are built from each other in a cycle: {}",
+                        chain.join(" -> ")
+                    ),
                 ));
             }
             cur = p;
@@ -361,7 +368,11 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError
         }
     }
     if raw.build.jobs == Some(0) {
-        return Err(err(None, Some("build.jobs".into()), "must be at least 1".into()));
+        return Err(err(
+            None,
+            Some("build.jobs".into()),
+            "must be at least 1".into(),
+        ));
     }
     Ok(Config {
         path: path.to_path_buf(),
@@ -374,7 +385,10 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError
             .collect(),
         build: raw.build,
         images,
-        retention_line: raw.retention.as_ref().map(|r| line_of(text, r.span().start)),
+        retention_line: raw
+            .retention
+            .as_ref()
+            .map(|r| line_of(text, r.span().start)),
         retention: raw.retention.map(|r| r.into_inner()).unwrap_or_default(),
     })
 }
@@ -382,12 +396,16 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && n.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && n
-            .chars()
+        && n.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-fn check_rel(v: &Spanned<String>, text: &str, what: &str, image: &str) -> Result<(), (usize, String)> {
+fn check_rel(
+    v: &Spanned<String>,
+    text: &str,
+    what: &str,
+    image: &str,
+) -> Result<(), (usize, String)> {
     let s = v.get_ref();
     let line = line_of(text, v.span().start);
     if s.is_empty() {
@@ -439,7 +457,10 @@ impl Config {
 
 /// Cleans a relative path: no `./`, no doubled or trailing slashes.
 pub fn clean(p: &str) -> String {
-    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
     if parts.is_empty() {
         ".".into()
     } else {
@@ -490,7 +511,10 @@ protect = ["*-stable", "latest"]
         assert_eq!(c.order(), vec!["base", "tooling", "app"]);
         assert_eq!(c.images["tooling"].from.as_deref(), Some("base"));
         assert_eq!(c.images["app"].from_arg, "BASE_IMAGE");
-        assert_eq!(c.images["tooling"].inputs, vec![("scripts/tooling/**".into(), 13)]);
+        assert_eq!(
+            c.images["tooling"].inputs,
+            vec![("scripts/tooling/**".into(), 13)]
+        );
         assert_eq!(c.images["base"].line, 4);
         assert_eq!(c.inputs[0].1, 2);
         assert_eq!(c.retention.keep.len(), 4);
@@ -501,8 +525,16 @@ protect = ["*-stable", "latest"]
     #[test]
     fn errors_name_key_and_line() {
         let cases: &[(&str, Option<usize>, &str)] = &[
-            ("[image.a]\nfile = \"D\"\nflie = 1\n", Some(3), "unknown field `flie`"),
-            ("[image.a]\ncontext = \".\"\n", Some(1), "image.a.file: missing"),
+            (
+                "[image.a]\nfile = \"D\"\nflie = 1\n",
+                Some(3),
+                "unknown field `flie`",
+            ),
+            (
+                "[image.a]\ncontext = \".\"\n",
+                Some(1),
+                "image.a.file: missing",
+            ),
             (
                 "[image.a]\nfile = \"D\"\n[image.b]\nfile = \"E\"\nfrom = \"c\"\n",
                 Some(5),
@@ -513,9 +545,17 @@ protect = ["*-stable", "latest"]
                 Some(1),
                 "cycle",
             ),
-            ("[image.a]\nfile = \"D\"\ntags = [\"x:{shaa}\"]\n", Some(3), "image.a.tags: unknown variable {shaa}"),
+            (
+                "[image.a]\nfile = \"D\"\ntags = [\"x:{shaa}\"]\n",
+                Some(3),
+                "image.a.tags: unknown variable {shaa}",
+            ),
             ("[image.a]\nfile = \"../D\"\n", Some(2), "image.a.file"),
-            ("[image.a]\nfile = \"D\"\nfrom-arg = \"X\"\n", Some(3), "from-arg without from"),
+            (
+                "[image.a]\nfile = \"D\"\nfrom-arg = \"X\"\n",
+                Some(3),
+                "from-arg without from",
+            ),
             (
                 "[image.a]\nfile = \"D\"\n[retention]\nkeep = [{ tags = \"x-*\", newest = \"some\" }]\n",
                 Some(4),
@@ -526,7 +566,11 @@ protect = ["*-stable", "latest"]
                 Some(4),
                 "unknown unit",
             ),
-            ("[image.a]\nfile = \"D\"\n[retention]\nkeep = [{ tags = \"x-*\" }]\n", Some(4), "says nothing to keep"),
+            (
+                "[image.a]\nfile = \"D\"\n[retention]\nkeep = [{ tags = \"x-*\" }]\n",
+                Some(4),
+                "says nothing to keep",
+            ),
             ("registry = 3\n[image.a]\nfile = \"D\"\n", Some(1), "string"),
             ("", None, "no images"),
             ("[image.A]\nfile = \"D\"\n", Some(1), "image names"),

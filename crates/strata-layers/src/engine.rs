@@ -198,11 +198,7 @@ impl Engine {
 
     /// Runs a build, calling `line` for every output line (stdout and stderr). Returns
     /// whether it succeeded.
-    pub fn build(
-        &self,
-        r: &BuildRequest,
-        line: &(dyn Fn(&str) + Sync),
-    ) -> Result<(), String> {
+    pub fn build(&self, r: &BuildRequest, line: &(dyn Fn(&str) + Sync)) -> Result<(), String> {
         let args = self.build_command(r);
         let mut child = self
             .command_no_global()
@@ -286,7 +282,13 @@ impl Engine {
                 let input_key = v.pointer("/OCIv1/config/Labels").and_then(label);
                 // buildah inspect has no size; podman's view of the same storage does.
                 let size = self
-                    .run(&["images", "--format", "{{.Size}}", "--filter", &format!("id={id}")])
+                    .run(&[
+                        "images",
+                        "--format",
+                        "{{.Size}}",
+                        "--filter",
+                        &format!("id={id}"),
+                    ])
                     .ok()
                     .and_then(|s| parse_human_size(s.lines().next().unwrap_or("")))
                     .unwrap_or(0);
@@ -436,7 +438,9 @@ mod tests {
                     storage_driver: Some("vfs".into()),
                     isolation: Some("chroot".into()),
                 },
-                format!("--storage-driver vfs bud --isolation=chroot --pull=missing --network=host {tail}"),
+                format!(
+                    "--storage-driver vfs bud --isolation=chroot --pull=missing --network=host {tail}"
+                ),
             ),
             (
                 Engine {
@@ -449,7 +453,12 @@ mod tests {
                 format!("build --pull=missing {tail}"),
             ),
         ] {
-            assert_eq!(engine.build_command(&req()).join(" "), want, "{:?}", engine.kind);
+            assert_eq!(
+                engine.build_command(&req()).join(" "),
+                want,
+                "{:?}",
+                engine.kind
+            );
         }
     }
 

@@ -84,7 +84,13 @@ impl Repo {
     /// The commit a revision names, or `None`.
     pub fn resolve(&self, rev: &str) -> Result<Option<String>, GitError> {
         let spec = format!("{rev}^{{commit}}");
-        let (ok, out, _) = self.run(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec])?;
+        let (ok, out, _) = self.run(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ])?;
         Ok(ok.then(|| String::from_utf8_lossy(&out).trim().to_string()))
     }
 
@@ -104,7 +110,11 @@ impl Repo {
         self.resolve(rev)?.ok_or_else(|| {
             GitError::BadRevision(format!(
                 "--head {rev}: no such commit{}",
-                if rev == "HEAD" { " (the repository has no commits yet)" } else { "" }
+                if rev == "HEAD" {
+                    " (the repository has no commits yet)"
+                } else {
+                    ""
+                }
             ))
         })
     }
@@ -212,14 +222,19 @@ impl Repo {
 
     /// The current branch name (or `None` when detached).
     pub fn branch(&self) -> Option<String> {
-        self.ok(&["symbolic-ref", "--quiet", "--short", "HEAD"]).ok()
+        self.ok(&["symbolic-ref", "--quiet", "--short", "HEAD"])
+            .ok()
     }
 }
 
 /// Splits `X~N`, `X^`, `X^^` into (`X`, N).
 fn split_ancestry(rev: &str) -> (&str, Option<usize>) {
     if let Some((a, n)) = rev.rsplit_once('~') {
-        let n = if n.is_empty() { Some(1) } else { n.parse().ok() };
+        let n = if n.is_empty() {
+            Some(1)
+        } else {
+            n.parse().ok()
+        };
         if let Some(n) = n {
             let (a2, m) = split_ancestry(a);
             return (a2, Some(n + m.unwrap_or(0)));

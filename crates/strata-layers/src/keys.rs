@@ -136,7 +136,10 @@ fn files_digest(root: &Path, files: &[String], globs: &[&str]) -> Result<String,
             ));
         }
     }
-    let refs: Vec<(&str, &str)> = parts.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = parts
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     Ok(chain(&refs))
 }
 
@@ -152,7 +155,9 @@ pub fn input_keys(
     let global_digest = files_digest(&config.root, &files, &global)?;
     let mut keys = BTreeMap::new();
     for name in config.order() {
-        let wanted = names.iter().any(|n| *n == name || config.ancestors(n).contains(&name));
+        let wanted = names
+            .iter()
+            .any(|n| *n == name || config.ancestors(n).contains(&name));
         if !wanted {
             continue;
         }

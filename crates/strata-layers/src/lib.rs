@@ -90,43 +90,44 @@ pub fn affected(config: &Config, base: &str, head: &str) -> Result<Affected, Lay
     if let git::Base::Commit(b) = &base
         && changes.iter().any(|c| {
             c.path == config_name || matches!(&c.kind, ChangeKind::Renamed(f) if *f == config_name)
-        }) {
-            let old = repo.show(b, &config_name).and_then(|bytes| {
-                config::parse(
-                    &String::from_utf8_lossy(&bytes),
-                    &config.path,
-                    &config.root,
-                )
-                .ok()
-            });
-            for (name, image) in &config.images {
-                let because = match &old {
-                    None => Some(format!(
-                        "{config_name} at the base revision is missing or invalid"
-                    )),
-                    Some(o) if o.inputs.iter().map(|i| &i.0).ne(config.inputs.iter().map(|i| &i.0)) => {
-                        Some(format!("global inputs in {config_name} changed"))
-                    }
-                    Some(o) => match o.images.get(name) {
-                        None => Some(format!("[image.{name}] is new in {config_name}")),
-                        Some(oi) if oi.build_identity() != image.build_identity() => Some(format!(
-                            "[image.{name}] build settings changed ({config_name}:{})",
-                            image.line
-                        )),
-                        _ => None,
-                    },
-                };
-                if let Some(because) = because {
-                    settings.insert(
-                        name.clone(),
-                        Reason {
-                            path: config_name.clone(),
-                            because,
-                        },
-                    );
+        })
+    {
+        let old = repo.show(b, &config_name).and_then(|bytes| {
+            config::parse(&String::from_utf8_lossy(&bytes), &config.path, &config.root).ok()
+        });
+        for (name, image) in &config.images {
+            let because = match &old {
+                None => Some(format!(
+                    "{config_name} at the base revision is missing or invalid"
+                )),
+                Some(o)
+                    if o.inputs
+                        .iter()
+                        .map(|i| &i.0)
+                        .ne(config.inputs.iter().map(|i| &i.0)) =>
+                {
+                    Some(format!("global inputs in {config_name} changed"))
                 }
+                Some(o) => match o.images.get(name) {
+                    None => Some(format!("[image.{name}] is new in {config_name}")),
+                    Some(oi) if oi.build_identity() != image.build_identity() => Some(format!(
+                        "[image.{name}] build settings changed ({config_name}:{})",
+                        image.line
+                    )),
+                    _ => None,
+                },
+            };
+            if let Some(because) = because {
+                settings.insert(
+                    name.clone(),
+                    Reason {
+                        path: config_name.clone(),
+                        because,
+                    },
+                );
             }
         }
+    }
     Ok(affected::compute(
         &config.order(),
         &inputs,

@@ -107,16 +107,32 @@ mod tests {
         let c = cfg();
         let s = |v: &[&str]| Selection::Named(v.iter().map(|s| s.to_string()).collect());
         for (sel, images, levels) in [
-            (Selection::All, vec!["base", "solo", "docs", "tooling", "app"], vec![vec!["base", "solo"], vec!["docs", "tooling"], vec!["app"]]),
-            (s(&["app"]), vec!["base", "tooling", "app"], vec![vec!["base"], vec!["tooling"], vec!["app"]]),
-            (s(&["docs", "solo"]), vec!["base", "solo", "docs"], vec![vec!["base", "solo"], vec!["docs"]]),
+            (
+                Selection::All,
+                vec!["base", "solo", "docs", "tooling", "app"],
+                vec![vec!["base", "solo"], vec!["docs", "tooling"], vec!["app"]],
+            ),
+            (
+                s(&["app"]),
+                vec!["base", "tooling", "app"],
+                vec![vec!["base"], vec!["tooling"], vec!["app"]],
+            ),
+            (
+                s(&["docs", "solo"]),
+                vec!["base", "solo", "docs"],
+                vec![vec!["base", "solo"], vec!["docs"]],
+            ),
             (s(&[]), vec![], vec![]),
         ] {
             let p = plan_run(&c, &sel).unwrap();
             assert_eq!(p.images, images, "{sel:?}");
             assert_eq!(p.levels, levels, "{sel:?}");
         }
-        assert!(plan_run(&c, &s(&["nope"])).unwrap_err().contains("images: app, base, docs, solo, tooling"));
+        assert!(
+            plan_run(&c, &s(&["nope"]))
+                .unwrap_err()
+                .contains("images: app, base, docs, solo, tooling")
+        );
     }
 
     #[test]
@@ -125,10 +141,19 @@ mod tests {
         let p = plan_run(&c, &Selection::All).unwrap();
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         assert_eq!(ready(&c, &p, &set(&[]), &set(&[])), vec!["base", "solo"]);
-        assert_eq!(ready(&c, &p, &set(&["base", "solo"]), &set(&[])), Vec::<String>::new());
-        assert_eq!(ready(&c, &p, &set(&["base", "solo"]), &set(&["base"])), vec!["docs", "tooling"]);
+        assert_eq!(
+            ready(&c, &p, &set(&["base", "solo"]), &set(&[])),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ready(&c, &p, &set(&["base", "solo"]), &set(&["base"])),
+            vec!["docs", "tooling"]
+        );
         // Only the named subtree: tooling's parent is in the run.
         let q = plan_run(&c, &Selection::Named(vec!["app".into()])).unwrap();
-        assert_eq!(ready(&c, &q, &set(&["base"]), &set(&["base"])), vec!["tooling"]);
+        assert_eq!(
+            ready(&c, &q, &set(&["base"]), &set(&["base"])),
+            vec!["tooling"]
+        );
     }
 }

@@ -63,13 +63,19 @@ pub fn summarize(records: &[Record]) -> Summary {
                 "built" => {
                     st.built += 1;
                     total += 1;
-                    build_ms.entry(name.clone()).or_default().push(i.duration_ms);
+                    build_ms
+                        .entry(name.clone())
+                        .or_default()
+                        .push(i.duration_ms);
                 }
                 "reused" => {
                     st.reused += 1;
                     total += 1;
                     hits += 1;
-                    reuse_ms.entry(name.clone()).or_default().push(i.duration_ms);
+                    reuse_ms
+                        .entry(name.clone())
+                        .or_default()
+                        .push(i.duration_ms);
                 }
                 "failed" => st.failed += 1,
                 _ => {}
@@ -84,7 +90,11 @@ pub fn summarize(records: &[Record]) -> Summary {
         st.mean_build_ms = build_ms.get(name).and_then(|v| mean(v));
         st.mean_reuse_ms = reuse_ms.get(name).and_then(|v| mean(v));
     }
-    s.hit_rate = if total == 0 { 0.0 } else { hits as f64 / total as f64 };
+    s.hit_rate = if total == 0 {
+        0.0
+    } else {
+        hits as f64 / total as f64
+    };
     s
 }
 
@@ -281,8 +291,14 @@ mod tests {
     #[test]
     fn summary_table() {
         let rs = vec![
-            rec("1", &[("base", "built", 0, 4000), ("app", "built", 4000, 5000)]),
-            rec("2", &[("base", "reused", 0, 100), ("app", "built", 100, 1100)]),
+            rec(
+                "1",
+                &[("base", "built", 0, 4000), ("app", "built", 4000, 5000)],
+            ),
+            rec(
+                "2",
+                &[("base", "reused", 0, 100), ("app", "built", 100, 1100)],
+            ),
         ];
         let s = summarize(&rs);
         assert_eq!(s.runs, 2);
@@ -292,7 +308,10 @@ mod tests {
         let t = text(&s);
         assert!(t.contains("rate 25%"), "{t}");
         let h = html(&rs, 5);
-        assert!(h.contains("<svg") && h.contains("<title>app built 1.0s</title>"), "{h}");
+        assert!(
+            h.contains("<svg") && h.contains("<title>app built 1.0s</title>"),
+            "{h}"
+        );
         assert_eq!(h.matches("<svg").count(), 2);
     }
 }

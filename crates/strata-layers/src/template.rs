@@ -147,16 +147,17 @@ pub fn validate(t: &str) -> Result<(), String> {
     }
     for p in split(t)? {
         if let Part::Var(v) = p
-            && !VARIABLES.contains(&v) {
-                return Err(format!(
-                    "unknown variable {{{v}}} in {t:?} (known: {})",
-                    VARIABLES
-                        .iter()
-                        .map(|v| format!("{{{v}}}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ));
-            }
+            && !VARIABLES.contains(&v)
+        {
+            return Err(format!(
+                "unknown variable {{{v}}} in {t:?} (known: {})",
+                VARIABLES
+                    .iter()
+                    .map(|v| format!("{{{v}}}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+        }
     }
     Ok(())
 }
@@ -173,8 +174,10 @@ pub fn render(t: &str, vars: &Vars) -> Result<String, String> {
                     return Err(format!(
                         "tag {t:?} uses {{{v}}}, which has no value here ({})",
                         match v {
-                            "registry" => "set registry = \"HOST/REPO\" in strata.toml or pass --registry",
-                            "pr" => "not a pull request: set STRATA_PR, or GITHUB_REF=refs/pull/N/merge",
+                            "registry" =>
+                                "set registry = \"HOST/REPO\" in strata.toml or pass --registry",
+                            "pr" =>
+                                "not a pull request: set STRATA_PR, or GITHUB_REF=refs/pull/N/merge",
                             "branch" => "detached HEAD: set STRATA_BRANCH",
                             "sha" | "short_sha" => "not a git checkout",
                             _ => "unknown",
@@ -194,11 +197,7 @@ pub fn check_reference(r: &str) -> Result<(), String> {
         Some((n, t)) if !t.contains('/') => (n, Some(t)),
         _ => (r, None),
     };
-    if name.is_empty()
-        || name.starts_with('/')
-        || name.ends_with('/')
-        || name.contains("//")
-    {
+    if name.is_empty() || name.starts_with('/') || name.ends_with('/') || name.contains("//") {
         return Err("not an image name".into());
     }
     if let Some(t) = tag
@@ -208,11 +207,11 @@ pub fn check_reference(r: &str) -> Result<(), String> {
             || !t
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)))
-        {
-            return Err(format!(
-                "{t:?} is not a valid tag (A-Z a-z 0-9 _ . -, at most 128, not starting with . or -)"
-            ));
-        }
+    {
+        return Err(format!(
+            "{t:?} is not a valid tag (A-Z a-z 0-9 _ . -, at most 128, not starting with . or -)"
+        ));
+    }
     Ok(())
 }
 
@@ -230,17 +229,35 @@ mod tests {
             1_700_000_000,
         );
         for (t, want) in [
-            ("{registry}:base-{sha}", "127.0.0.1:5000/app:base-0123456789abcdef"),
-            ("{registry}:pr-{pr}-{short_sha}", "127.0.0.1:5000/app:pr-42-0123456"),
+            (
+                "{registry}:base-{sha}",
+                "127.0.0.1:5000/app:base-0123456789abcdef",
+            ),
+            (
+                "{registry}:pr-{pr}-{short_sha}",
+                "127.0.0.1:5000/app:pr-42-0123456",
+            ),
             ("app:{branch}-{timestamp}", "app:feature-x-20231114221320"),
             ("plain", "plain"),
         ] {
             assert_eq!(render(t, &v).unwrap(), want, "{t}");
         }
         let none = Vars::new(None, None, None, None, 0);
-        assert!(render("{registry}:x", &none).unwrap_err().contains("--registry"));
-        assert!(render("a:pr-{pr}", &none).unwrap_err().contains("STRATA_PR"));
-        assert!(validate("a:{nope}").unwrap_err().contains("unknown variable {nope}"));
+        assert!(
+            render("{registry}:x", &none)
+                .unwrap_err()
+                .contains("--registry")
+        );
+        assert!(
+            render("a:pr-{pr}", &none)
+                .unwrap_err()
+                .contains("STRATA_PR")
+        );
+        assert!(
+            validate("a:{nope}")
+                .unwrap_err()
+                .contains("unknown variable {nope}")
+        );
         assert!(validate("a:{sha").is_err());
         assert!(render("a:-x", &none).is_err());
     }

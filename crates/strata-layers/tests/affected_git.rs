@@ -53,7 +53,11 @@ fn project() -> tempfile::TempDir {
     let p = d.path();
     git(p, &["init", "-q", "-b", "main"]);
     write(p, "strata.toml", STRATA);
-    write(p, "Dockerfile.base", "FROM scratch\nCOPY packages/ /packages/\n");
+    write(
+        p,
+        "Dockerfile.base",
+        "FROM scratch\nCOPY packages/ /packages/\n",
+    );
     write(p, "packages/list.txt", "a\n");
     write(
         p,
@@ -111,7 +115,11 @@ fn base_change_cascades_and_extra_inputs_count() {
     commit(d.path(), "three");
     let a = affected(d.path(), "HEAD~1").unwrap();
     assert_eq!(a.changes, vec!["tooling", "app"]);
-    assert!(a.images["tooling"].reasons[0].because.contains("inputs = [\"scripts/tooling/**\"] of image.tooling (strata.toml:7)"));
+    assert!(
+        a.images["tooling"].reasons[0]
+            .because
+            .contains("inputs = [\"scripts/tooling/**\"] of image.tooling (strata.toml:7)")
+    );
     let a = affected(d.path(), "HEAD~2").unwrap();
     assert_eq!(a.changes, vec!["base", "tooling", "app"]);
     assert_eq!(
@@ -127,7 +135,13 @@ fn renames_and_deletions() {
     commit(d.path(), "rename out");
     let a = affected(d.path(), "HEAD~1").unwrap();
     assert_eq!(a.changes, vec!["tooling", "app"]);
-    assert!(a.images["tooling"].reasons[0].because.ends_with("(renamed away)"), "{:?}", a.images["tooling"]);
+    assert!(
+        a.images["tooling"].reasons[0]
+            .because
+            .ends_with("(renamed away)"),
+        "{:?}",
+        a.images["tooling"]
+    );
     std::fs::remove_file(d.path().join("src/main.py")).unwrap();
     commit(d.path(), "delete");
     let a = affected(d.path(), "HEAD~1").unwrap();
@@ -135,12 +149,26 @@ fn renames_and_deletions() {
     assert!(a.images["app"].reasons[0].because.ends_with("(deleted)"));
     // A renamed Dockerfile (and the config following it) affects the image.
     git(d.path(), &["mv", "Dockerfile", "Dockerfile.app"]);
-    write(d.path(), "strata.toml", &STRATA.replace("file = \"Dockerfile\"\n", "file = \"Dockerfile.app\"\n"));
+    write(
+        d.path(),
+        "strata.toml",
+        &STRATA.replace("file = \"Dockerfile\"\n", "file = \"Dockerfile.app\"\n"),
+    );
     commit(d.path(), "rename dockerfile");
     let a = affected(d.path(), "HEAD~1").unwrap();
     assert_eq!(a.changes, vec!["app"]);
-    assert!(a.images["app"].reasons.iter().any(|r| r.path == "strata.toml"));
-    assert!(a.images["app"].reasons.iter().any(|r| r.path == "Dockerfile.app"));
+    assert!(
+        a.images["app"]
+            .reasons
+            .iter()
+            .any(|r| r.path == "strata.toml")
+    );
+    assert!(
+        a.images["app"]
+            .reasons
+            .iter()
+            .any(|r| r.path == "Dockerfile.app")
+    );
 }
 
 #[test]
@@ -150,7 +178,10 @@ fn missing_dockerfile_is_input_error() {
     commit(d.path(), "oops");
     let e = affected(d.path(), "HEAD~1").unwrap_err();
     assert!(e.is_input());
-    assert!(e.to_string().contains("Dockerfile.base does not exist"), "{e}");
+    assert!(
+        e.to_string().contains("Dockerfile.base does not exist"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -161,7 +192,10 @@ fn first_commit_and_zero_sha_mean_everything() {
     let a = affected(d.path(), "0000000000000000000000000000000000000000").unwrap();
     assert_eq!(a.changes, vec!["base", "tooling", "app"]);
     let e = affected(d.path(), "no-such-branch").unwrap_err();
-    assert!(e.is_input() && e.to_string().contains("no such commit"), "{e}");
+    assert!(
+        e.is_input() && e.to_string().contains("no such commit"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -176,17 +210,33 @@ fn shallow_clone_says_how_deep_to_fetch() {
     let target = clone.path().join("c");
     git(
         clone.path(),
-        &["clone", "-q", "--depth", "2", &url, target.to_str().unwrap()],
+        &[
+            "clone",
+            "-q",
+            "--depth",
+            "2",
+            &url,
+            target.to_str().unwrap(),
+        ],
     );
     // Within depth: fine.
     assert_eq!(affected(&target, "HEAD~1").unwrap().changes, vec!["app"]);
     let e = affected(&target, "HEAD~3").unwrap_err();
     let msg = e.to_string();
     assert!(e.is_input());
-    assert!(msg.contains("shallow clone") && msg.contains("git fetch --deepen=2") && msg.contains("--unshallow") && msg.contains("fetch-depth: 4"), "{msg}");
+    assert!(
+        msg.contains("shallow clone")
+            && msg.contains("git fetch --deepen=2")
+            && msg.contains("--unshallow")
+            && msg.contains("fetch-depth: 4"),
+        "{msg}"
+    );
     let first = git(d.path(), &["rev-list", "--max-parents=0", "HEAD"]);
     let msg = affected(&target, &first).unwrap_err().to_string();
-    assert!(msg.contains(&format!("git fetch --depth=1 origin {first}")), "{msg}");
+    assert!(
+        msg.contains(&format!("git fetch --depth=1 origin {first}")),
+        "{msg}"
+    );
     // Deepening as told fixes it.
     git(&target, &["fetch", "-q", "--deepen=2"]);
     assert_eq!(affected(&target, "HEAD~3").unwrap().changes, vec!["app"]);
@@ -198,7 +248,10 @@ fn strata_toml_settings_changes() {
     write(
         d.path(),
         "strata.toml",
-        &STRATA.replace("inputs = [\"scripts/tooling/**\"]", "inputs = [\"scripts/tooling/**\"]\nargs = { V = \"2\" }"),
+        &STRATA.replace(
+            "inputs = [\"scripts/tooling/**\"]",
+            "inputs = [\"scripts/tooling/**\"]\nargs = { V = \"2\" }",
+        ),
     );
     commit(d.path(), "args");
     let a = affected(d.path(), "HEAD~1").unwrap();
@@ -207,12 +260,18 @@ fn strata_toml_settings_changes() {
     write(
         d.path(),
         "strata.toml",
-        &format!("{}tags = [\"x:{{sha}}\"]\n", std::fs::read_to_string(d.path().join("strata.toml")).unwrap()),
+        &format!(
+            "{}tags = [\"x:{{sha}}\"]\n",
+            std::fs::read_to_string(d.path().join("strata.toml")).unwrap()
+        ),
     );
     commit(d.path(), "tags");
     assert!(affected(d.path(), "HEAD~1").unwrap().changes.is_empty());
     // Global inputs edited: everything.
     write(d.path(), "ci/global.env", "X=1\n");
     commit(d.path(), "global");
-    assert_eq!(affected(d.path(), "HEAD~1").unwrap().changes, vec!["base", "tooling", "app"]);
+    assert_eq!(
+        affected(d.path(), "HEAD~1").unwrap().changes,
+        vec!["base", "tooling", "app"]
+    );
 }

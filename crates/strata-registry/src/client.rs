@@ -99,9 +99,9 @@ impl RepoRef {
         }
         if repo.contains('@')
             || repo.rsplit('/').next().is_some_and(|l| l.contains(':'))
-            || !repo.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c)
-            })
+            || !repo
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c))
         {
             return Err(bad());
         }
@@ -113,13 +113,16 @@ impl RepoRef {
 
     /// Whether the host is a loopback address (plain HTTP by default).
     pub fn is_loopback(&self) -> bool {
-        let h = self.host.rsplit_once(':').map_or(self.host.as_str(), |(h, p)| {
-            if p.chars().all(|c| c.is_ascii_digit()) {
-                h
-            } else {
-                self.host.as_str()
-            }
-        });
+        let h = self
+            .host
+            .rsplit_once(':')
+            .map_or(self.host.as_str(), |(h, p)| {
+                if p.chars().all(|c| c.is_ascii_digit()) {
+                    h
+                } else {
+                    self.host.as_str()
+                }
+            });
         h == "localhost" || h.starts_with("127.") || h == "[::1]"
     }
 }
@@ -312,7 +315,9 @@ impl Registry {
     /// The manifest a tag or digest names, or `None` when the registry does not have it.
     pub fn get_manifest(&self, reference: &str) -> Result<Option<Manifest>, RegistryError> {
         let url = format!("{}/manifests/{reference}", self.base);
-        let resp = self.send("GET", &url, &|c| c.get(&url).header(ACCEPT, MANIFEST_ACCEPT))?;
+        let resp = self.send("GET", &url, &|c| {
+            c.get(&url).header(ACCEPT, MANIFEST_ACCEPT)
+        })?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -331,7 +336,9 @@ impl Registry {
         if !header_digest.is_empty() && header_digest != digest {
             return Err(RegistryError::Invalid {
                 url,
-                message: format!("manifest digest {digest} differs from the header's {header_digest}"),
+                message: format!(
+                    "manifest digest {digest} differs from the header's {header_digest}"
+                ),
             });
         }
         let media_type = if media_type.is_empty() {
@@ -352,7 +359,9 @@ impl Registry {
     /// The digest a tag points to (HEAD request), or `None`.
     pub fn head_manifest(&self, reference: &str) -> Result<Option<String>, RegistryError> {
         let url = format!("{}/manifests/{reference}", self.base);
-        let resp = self.send("HEAD", &url, &|c| c.head(&url).header(ACCEPT, MANIFEST_ACCEPT))?;
+        let resp = self.send("HEAD", &url, &|c| {
+            c.head(&url).header(ACCEPT, MANIFEST_ACCEPT)
+        })?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -479,10 +488,11 @@ impl Registry {
                     message: "index lists no manifests".into(),
                 });
             };
-            self.get_manifest(&d)?.ok_or_else(|| RegistryError::Invalid {
-                url: format!("{}/manifests/{d}", self.base),
-                message: "index entry is missing".into(),
-            })?
+            self.get_manifest(&d)?
+                .ok_or_else(|| RegistryError::Invalid {
+                    url: format!("{}/manifests/{d}", self.base),
+                    message: "index entry is missing".into(),
+                })?
         } else {
             manifest.clone()
         };
@@ -666,7 +676,10 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2024-03-01T12:30:05.123456789Z"), Some(1709296205));
+        assert_eq!(
+            parse_rfc3339("2024-03-01T12:30:05.123456789Z"),
+            Some(1709296205)
+        );
         assert_eq!(parse_rfc3339("2024-03-01T14:30:05+02:00"), Some(1709296205));
         assert_eq!(parse_rfc3339("nonsense"), None);
     }

@@ -327,9 +327,7 @@ pub fn decide(policy: &Policy, tags: &[TagInfo], now: i64) -> Vec<Decision> {
     let mut out = Vec::with_capacity(tags.len());
     for (i, t) in tags.iter().enumerate() {
         let (mut delete, mut reason) = verdict[i].clone();
-        if delete
-            && let Some(&k) = holders[t.digest.as_str()].iter().find(|&&k| !verdict[k].0)
-        {
+        if delete && let Some(&k) = holders[t.digest.as_str()].iter().find(|&&k| !verdict[k].0) {
             delete = false;
             reason = format!(
                 "{reason}; but kept: its digest is also tagged {:?}, which stays ({})",
@@ -537,6 +535,10 @@ mod tests {
             NOW,
         );
         assert!(!d[0].delete);
-        assert!(d[0].reason.contains("also tagged \"latest\""), "{}", d[0].reason);
+        assert!(
+            d[0].reason.contains("also tagged \"latest\""),
+            "{}",
+            d[0].reason
+        );
     }
 }

@@ -15,13 +15,27 @@ fn client_round_trip_and_gc_by_digest() {
     let shared = push_image(&reg, "pr-2-bbb", "two", "2020-01-02T00:00:00Z", &[]);
     let same = push_image(&reg, "latest", "two", "2020-01-02T00:00:00Z", &[]);
     assert_eq!(shared, same);
-    let new = push_image(&reg, "pr-3-ccc", "three", "2999-01-01T00:00:00Z", &[("dev.strata.input-key", "sha256:k")]);
+    let new = push_image(
+        &reg,
+        "pr-3-ccc",
+        "three",
+        "2999-01-01T00:00:00Z",
+        &[("dev.strata.input-key", "sha256:k")],
+    );
     let m = reg.get_manifest("pr-1-aaa").unwrap().unwrap();
     assert_eq!(m.digest, old);
-    assert_eq!(reg.head_manifest("pr-3-ccc").unwrap().as_deref(), Some(new.as_str()));
+    assert_eq!(
+        reg.head_manifest("pr-3-ccc").unwrap().as_deref(),
+        Some(new.as_str())
+    );
     assert_eq!(reg.created(&m).unwrap(), Some(1577836800));
-    let cfg = reg.image_config(&reg.get_manifest("pr-3-ccc").unwrap().unwrap()).unwrap();
-    assert_eq!(cfg.pointer("/config/Labels/dev.strata.input-key").unwrap(), "sha256:k");
+    let cfg = reg
+        .image_config(&reg.get_manifest("pr-3-ccc").unwrap().unwrap())
+        .unwrap();
+    assert_eq!(
+        cfg.pointer("/config/Labels/dev.strata.input-key").unwrap(),
+        "sha256:k"
+    );
     assert!(reg.get_manifest("nope").unwrap().is_none());
 
     let policy: Policy = toml_policy();
@@ -29,16 +43,27 @@ fn client_round_trip_and_gc_by_digest() {
     for t in reg.list_tags().unwrap() {
         let m = reg.get_manifest(&t).unwrap().unwrap();
         let created = reg.created(&m).unwrap();
-        infos.push(TagInfo { tag: t, digest: m.digest, created });
+        infos.push(TagInfo {
+            tag: t,
+            digest: m.digest,
+            created,
+        });
     }
     let now = 1_700_000_000;
     let d = decide(&policy, &infos, now);
-    let doomed: Vec<&str> = d.iter().filter(|d| d.delete).map(|d| d.tag.as_str()).collect();
+    let doomed: Vec<&str> = d
+        .iter()
+        .filter(|d| d.delete)
+        .map(|d| d.tag.as_str())
+        .collect();
     assert_eq!(doomed, vec!["pr-1-aaa"]);
     for x in d.iter().filter(|d| d.delete) {
         reg.delete_manifest(&x.digest).unwrap();
     }
-    assert_eq!(reg.list_tags().unwrap(), vec!["latest", "pr-2-bbb", "pr-3-ccc"]);
+    assert_eq!(
+        reg.list_tags().unwrap(),
+        vec!["latest", "pr-2-bbb", "pr-3-ccc"]
+    );
     assert!(reg.get_manifest(&old).unwrap().is_none());
 }
 

@@ -127,17 +127,25 @@ fn statuses(r: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 fn s(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 fn docker_host() -> Option<String> {
-    let host = std::env::var("STRATA_DOCKER_HOST").ok().filter(|h| !h.is_empty());
+    let host = std::env::var("STRATA_DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty());
     let Some(host) = host else {
-        missing("STRATA_DOCKER_HOST is not set (scripts/start-dockerd.sh; scripts/test.sh sets it)");
+        missing(
+            "STRATA_DOCKER_HOST is not set (scripts/start-dockerd.sh; scripts/test.sh sets it)",
+        );
         return None;
     };
     if !Path::new("/usr/bin/docker").exists() || !Path::new("/bin/busybox").exists() {
-        missing("/usr/bin/docker or /bin/busybox missing (apt-get install docker.io busybox-static)");
+        missing(
+            "/usr/bin/docker or /bin/busybox missing (apt-get install docker.io busybox-static)",
+        );
         return None;
     }
     Some(host)
@@ -146,23 +154,37 @@ fn docker_host() -> Option<String> {
 #[test]
 fn docker_build_reuse_tags_push_report_and_gc() {
     let Some(host) = docker_host() else { return };
-    let Some(reg) = TestRegistry::start() else { return };
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
     let repo = format!("{}/layers-test", reg.host);
     let d = project(&repo, "");
     let p = d.path();
     let env = [("DOCKER_HOST", host.as_str())];
 
     // 1. Everything is built, in order, and pushed with key tags.
-    let out = ok(&strata(p, &["build", "--all", "--push", "--json", "--jobs", "2"], &env));
+    let out = ok(&strata(
+        p,
+        &["build", "--all", "--push", "--json", "--jobs", "2"],
+        &env,
+    ));
     let r = record(p, &out);
-    assert_eq!(statuses(&r), s(&[("app", "built"), ("base", "built"), ("tooling", "built")]));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "built"), ("tooling", "built")])
+    );
     assert!(r["success"].as_bool().unwrap());
     let base = &r["images"]["base"];
     let tooling = &r["images"]["tooling"];
     assert!(base["end_ms"].as_u64().unwrap() <= tooling["start_ms"].as_u64().unwrap());
     assert!(base["size"].as_u64().unwrap() > 500_000);
     assert!(base["layers"].as_u64().unwrap() >= 2);
-    assert!(r["images"]["app"]["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert!(
+        r["images"]["app"]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
     let client = reg.client("layers-test");
     let tags = client.list_tags().unwrap();
     for t in ["base-stable", "tooling-stable", "latest"] {
@@ -174,7 +196,10 @@ fn docker_build_reuse_tags_push_report_and_gc() {
 
     // 2. Same inputs: everything reused locally.
     let r = record(p, &ok(&strata(p, &["build", "--all", "--json"], &env)));
-    assert_eq!(statuses(&r), s(&[("app", "reused"), ("base", "reused"), ("tooling", "reused")]));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "reused"), ("base", "reused"), ("tooling", "reused")])
+    );
     assert_eq!(r["images"]["app"]["reused_from"], "local");
 
     // 3. An app change: only app is affected and built; prerequisites are reused.
@@ -182,23 +207,44 @@ fn docker_build_reuse_tags_push_report_and_gc() {
     git(p, &["commit", "-qam", "two"]);
     let o = strata(p, &["build", "--base", "HEAD~1", "--json"], &env);
     let r = record(p, &ok(&o));
-    assert_eq!(statuses(&r), s(&[("app", "built"), ("base", "reused"), ("tooling", "reused")]));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("[app] "), "prefixed logs");
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "reused"), ("tooling", "reused")])
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("[app] "),
+        "prefixed logs"
+    );
     assert_eq!(r["images"]["app"]["tags"].as_array().unwrap().len(), 2);
     assert_eq!(r["images"]["base"]["tags"].as_array().unwrap().len(), 0);
 
     // 4. A failing build applies no tags and exits 1.
     write(p, "src/main.txt", "v3\n");
-    write(p, "Dockerfile", "ARG TOOLING_IMAGE\nFROM ${TOOLING_IMAGE}\nCOPY src/ /app/\nRUN false\n");
+    write(
+        p,
+        "Dockerfile",
+        "ARG TOOLING_IMAGE\nFROM ${TOOLING_IMAGE}\nCOPY src/ /app/\nRUN false\n",
+    );
     git(p, &["commit", "-qam", "three"]);
     let o = strata(p, &["build", "--all", "--json"], &env);
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let r = record(p, &String::from_utf8_lossy(&o.stdout));
     assert_eq!(r["success"], false);
     assert_eq!(r["images"]["app"]["status"], "failed");
     assert!(r["images"]["base"]["tags"].as_array().unwrap().is_empty());
     let sha = String::from_utf8_lossy(
-        &Command::new("git").arg("-C").arg(p).args(["rev-parse", "--short=7", "HEAD"]).output().unwrap().stdout,
+        &Command::new("git")
+            .arg("-C")
+            .arg(p)
+            .args(["rev-parse", "--short=7", "HEAD"])
+            .output()
+            .unwrap()
+            .stdout,
     )
     .trim()
     .to_string();
@@ -207,63 +253,123 @@ fn docker_build_reuse_tags_push_report_and_gc() {
         .args(["image", "inspect", &format!("{repo}:base-{sha}")])
         .output()
         .unwrap();
-    assert!(!inspect.status.success(), "base must not be tagged after a failed run");
+    assert!(
+        !inspect.status.success(),
+        "base must not be tagged after a failed run"
+    );
 
     // 5. Records, report with a timeline.
     let html = p.join("report.html");
-    let out = ok(&strata(p, &["report", "--html", html.to_str().unwrap()], &env));
-    assert!(out.contains("run(s)") && out.contains("reuse (cache hit) rate"), "{out}");
+    let out = ok(&strata(
+        p,
+        &["report", "--html", html.to_str().unwrap()],
+        &env,
+    ));
+    assert!(
+        out.contains("run(s)") && out.contains("reuse (cache hit) rate"),
+        "{out}"
+    );
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<svg") && page.contains("app"));
 
     // 6. gc: dry run explains, --apply deletes only unprotected, unshared digests.
     let out = ok(&strata(p, &["gc", "--registry", &repo], &env));
-    assert!(out.contains("protected by \"latest\"") && out.contains("would delete 0 tag(s)"), "{out}");
+    assert!(
+        out.contains("protected by \"latest\"") && out.contains("would delete 0 tag(s)"),
+        "{out}"
+    );
     let before = client.list_tags().unwrap();
     ok(&strata(p, &["gc", "--registry", &repo, "--apply"], &env));
     let after = client.list_tags().unwrap();
-    assert_eq!(before, after, "the only app-* tag shares its digest with `latest`: nothing goes");
+    assert_eq!(
+        before, after,
+        "the only app-* tag shares its digest with `latest`: nothing goes"
+    );
 }
 
 #[test]
 fn docker_reuses_from_the_registry_on_a_clean_engine() {
     let Some(host) = docker_host() else { return };
-    let Some(reg) = TestRegistry::start() else { return };
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
     let repo = format!("{}/layers-cold", reg.host);
     let d = project(&repo, "");
     let p = d.path();
     let env = [("DOCKER_HOST", host.as_str())];
-    let r = record(p, &ok(&strata(p, &["build", "--all", "--push", "--json"], &env)));
+    let r = record(
+        p,
+        &ok(&strata(p, &["build", "--all", "--push", "--json"], &env)),
+    );
     // Forget every local image of this project: a fresh CI runner.
     for (name, i) in r["images"].as_object().unwrap() {
         let key = i["input_key"].as_str().unwrap();
         let short = &key["sha256:".len().."sha256:".len() + 24];
-        let mut refs = vec![format!("strata-local/{name}:{short}"), format!("{repo}:sk-{short}")];
-        refs.extend(i["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()));
-        Command::new("/usr/bin/docker").env("DOCKER_HOST", &host).arg("rmi").arg("-f").args(&refs).output().unwrap();
+        let mut refs = vec![
+            format!("strata-local/{name}:{short}"),
+            format!("{repo}:sk-{short}"),
+        ];
+        refs.extend(
+            i["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string()),
+        );
+        Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", &host)
+            .arg("rmi")
+            .arg("-f")
+            .args(&refs)
+            .output()
+            .unwrap();
     }
     let r = record(p, &ok(&strata(p, &["build", "--all", "--json"], &env)));
-    assert_eq!(statuses(&r), s(&[("app", "reused"), ("base", "reused"), ("tooling", "reused")]));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "reused"), ("base", "reused"), ("tooling", "reused")])
+    );
     assert_eq!(r["images"]["base"]["reused_from"], "registry");
 }
 
 fn daemonless(engine: &str) {
     let bin = format!("/usr/bin/{engine}");
     if !Path::new(&bin).exists() || !Path::new("/bin/busybox").exists() {
-        missing(&format!("{bin} missing (apt-get install {engine} busybox-static)"));
+        missing(&format!(
+            "{bin} missing (apt-get install {engine} busybox-static)"
+        ));
         return;
     }
-    let d = project("127.0.0.1:1/unused", "storage-driver = \"vfs\"\nisolation = \"chroot\"");
+    let d = project(
+        "127.0.0.1:1/unused",
+        "storage-driver = \"vfs\"\nisolation = \"chroot\"",
+    );
     let p = d.path();
-    let args = ["build", "--all", "--json", "--no-registry-lookup", "--engine", engine];
+    let args = [
+        "build",
+        "--all",
+        "--json",
+        "--no-registry-lookup",
+        "--engine",
+        engine,
+    ];
     let r = record(p, &ok(&strata(p, &args, &[])));
-    assert_eq!(statuses(&r), s(&[("app", "built"), ("base", "built"), ("tooling", "built")]));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "built"), ("tooling", "built")])
+    );
     assert!(r["images"]["app"]["layers"].as_u64().unwrap() >= 3);
     let r = record(p, &ok(&strata(p, &args, &[])));
-    assert_eq!(statuses(&r), s(&[("app", "reused"), ("base", "reused"), ("tooling", "reused")]));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "reused"), ("base", "reused"), ("tooling", "reused")])
+    );
     write(p, "tools/t.sh", "echo tool 2\n");
     let r = record(p, &ok(&strata(p, &args, &[])));
-    assert_eq!(statuses(&r), s(&[("app", "built"), ("base", "reused"), ("tooling", "built")]));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "reused"), ("tooling", "built")])
+    );
 }
 
 #[test]

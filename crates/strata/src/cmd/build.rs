@@ -112,7 +112,13 @@ pub fn vars(root: &std::path::Path, registry: Option<&str>) -> Vars {
     let sha = env("STRATA_SHA").or_else(|| git_out(root, &["rev-parse", "HEAD"]));
     let branch = env("STRATA_BRANCH")
         .or_else(|| env("GITHUB_HEAD_REF"))
-        .or_else(|| env("GITHUB_REF_NAME").filter(|_| !env("GITHUB_REF").unwrap_or_default().starts_with("refs/pull/")))
+        .or_else(|| {
+            env("GITHUB_REF_NAME").filter(|_| {
+                !env("GITHUB_REF")
+                    .unwrap_or_default()
+                    .starts_with("refs/pull/")
+            })
+        })
         .or_else(|| git_out(root, &["symbolic-ref", "--quiet", "--short", "HEAD"]));
     let pr = env("STRATA_PR").or_else(|| {
         env("GITHUB_REF").and_then(|r| {
@@ -125,7 +131,13 @@ pub fn vars(root: &std::path::Path, registry: Option<&str>) -> Vars {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    Vars::new(registry, sha.as_deref(), branch.as_deref(), pr.as_deref(), now)
+    Vars::new(
+        registry,
+        sha.as_deref(),
+        branch.as_deref(),
+        pr.as_deref(),
+        now,
+    )
 }
 
 /// Runs `strata build`.
@@ -139,7 +151,11 @@ pub fn run(args: BuildArgs) -> CmdResult {
         let a = strata_layers::affected(&config, base, "HEAD").map_err(failure)?;
         eprintln!(
             "affected since {base}: {}",
-            if a.changes.is_empty() { "none".to_string() } else { a.changes.join(", ") }
+            if a.changes.is_empty() {
+                "none".to_string()
+            } else {
+                a.changes.join(", ")
+            }
         );
         Selection::Named(a.changes)
     } else {
@@ -153,7 +169,9 @@ pub fn run(args: BuildArgs) -> CmdResult {
     };
     let engine = Engine::new(
         kind,
-        args.network.clone().or_else(|| config.build.network.clone()),
+        args.network
+            .clone()
+            .or_else(|| config.build.network.clone()),
         config.build.storage_driver.clone(),
         config.build.isolation.clone(),
     );
@@ -193,12 +211,20 @@ pub fn run(args: BuildArgs) -> CmdResult {
                 "{name:<16} {:<8} {:>7.1}s  {}",
                 i.status,
                 i.duration_ms as f64 / 1000.0,
-                if i.tags.is_empty() { String::new() } else { i.tags.join(" ") }
+                if i.tags.is_empty() {
+                    String::new()
+                } else {
+                    i.tags.join(" ")
+                }
             );
         }
         println!(
             "{} in {:.1}s",
-            if record.success { "done" } else { "FAILED (no tags applied)" },
+            if record.success {
+                "done"
+            } else {
+                "FAILED (no tags applied)"
+            },
             record.duration_ms as f64 / 1000.0
         );
     }

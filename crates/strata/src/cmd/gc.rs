@@ -121,9 +121,16 @@ pub fn run(args: GcArgs) -> CmdResult {
         }
         crate::cli::Format::Text => {
             if config.retention.keep.is_empty() && config.retention.protect.is_empty() {
-                println!("no [retention] policy in {}: every tag is kept", args.config.display());
+                println!(
+                    "no [retention] policy in {}: every tag is kept",
+                    args.config.display()
+                );
             }
-            let verb = if args.apply { "deleted" } else { "would delete" };
+            let verb = if args.apply {
+                "deleted"
+            } else {
+                "would delete"
+            };
             for d in &decisions {
                 let when = d
                     .created
@@ -139,7 +146,11 @@ pub fn run(args: GcArgs) -> CmdResult {
                 repo,
                 decisions.len(),
                 doomed.len(),
-                if args.apply || n == 0 { "" } else { " (dry run: pass --apply to delete)" }
+                if args.apply || n == 0 {
+                    ""
+                } else {
+                    " (dry run: pass --apply to delete)"
+                }
             );
             for f in &failed {
                 eprintln!("error: delete failed: {f}");
