@@ -170,7 +170,10 @@ def main():
     ap.add_argument("--devpi", default="")
     ap.add_argument("--verdaccio", default="")
     ap.add_argument("--registry", default="docker-registry")
+    ap.add_argument("--cases", default="pip,npm,devpi,verdaccio,remote",
+                    help="comma-separated groups to run (pip, npm, devpi, verdaccio, remote)")
     a = ap.parse_args()
+    cases = set(a.cases.split(","))
     n_wheels, wheel_size, n_npm, npm_size = (5, 20_000, 10, 5_000) if a.tiny else (50, 200_000, 300, 20_000)
     reps = 1 if a.tiny else a.reps
     work = a.work
@@ -248,8 +251,7 @@ def main():
             wait_port(port)
             return p, f"http://127.0.0.1:{port}"
 
-        for rep in range(reps):
-            log(f"rep {rep + 1}/{reps}")
+        def pip_cases():
             rec("pip_local", pip(["--no-index", "--find-links", os.path.join(data, "up", "pypi")], "local"))
             up_reset(up)
             p, url = strata_serve("pip")
@@ -261,6 +263,8 @@ def main():
             if up_stats(up)["total_requests"] != n_wheels:
                 raise SystemExit("strata warm asked the upstream")
             procs.stop(p)
+
+        def npm_cases():
             rec("npm_local", npm_ci(local_app, [], "local"))
             up_reset(up)
             p, url = strata_serve("npm")
@@ -270,11 +274,19 @@ def main():
                 raise SystemExit("strata npm cold: wrong upstream request count")
             rec("npm_strata_warm", npm_ci(app, args, "strata"))
             procs.stop(p)
-            if a.devpi:
+
+        for rep in range(reps):
+            log(f"rep {rep + 1}/{reps}")
+            if "pip" in cases:
+                pip_cases()
+            if "npm" in cases:
+                npm_cases()
+            if a.devpi and "devpi" in cases:
                 rec_devpi(a.devpi, run_dir, wheels, up, procs, pip, rec, data)
-            if a.verdaccio:
+            if a.verdaccio and "verdaccio" in cases:
                 rec_verdaccio(a.verdaccio, run_dir, npm, up, procs, npm_ci, app, rec, data)
-            remote_case(strata, run_dir, pylock, app, up, procs, rec, a.registry, n_wheels + n_npm)
+            if "remote" in cases:
+                remote_case(strata, run_dir, pylock, app, up, procs, rec, a.registry, n_wheels + n_npm)
     finally:
         procs.stop_all()
     summary = {k: {"min": min(v), "median": sorted(v)[len(v) // 2], "runs": v} for k, v in results.items()}

@@ -9,16 +9,18 @@
 //! # Digest mapping (npm's sha512 and other non-sha256 digests)
 //!
 //! Registries address blobs by sha256 only. An artifact whose lockfile gives no sha256 (npm's
-//! `integrity` is sha512) is mapped through a **tag per mapping** in the same repository:
-//! tag `sha512-<first 120 hex digits>` (`sha384-<96>`, `sha1-<40>`; tags are at most 128
-//! characters) names a small OCI image manifest whose single layer is the artifact's blob
-//! (by sha256) and whose annotation `dev.strata.digest` holds the full `alg:hex` digest; its
-//! config is the OCI empty descriptor. A reader fetches the manifest by tag, checks the
-//! annotation, then fetches the blob; the store verifies the bytes against the lockfile's
-//! digest in any case, so a wrong or colliding mapping can cost a download but never
-//! corrupt a build. A tag per mapping needs no read-modify-write of a shared index, so
-//! concurrent writers never lose each other's entries, and registry garbage collection keeps
-//! the blobs alive because a manifest references them.
+//! `integrity` is sha512) is mapped through a **tag per mapping** in the same repository whose
+//! *name* carries the mapping: `sha512-<first 56 hex digits>-<sha256 hex>` (tags are at most
+//! 128 characters; `sha1-<40>-<64>`). The tag names a small OCI image manifest whose single
+//! layer is the artifact's blob and whose annotation `dev.strata.digest` holds the full
+//! `alg:hex` digest (its config is the OCI empty descriptor), so registry garbage collection
+//! keeps the blob alive. A reader lists the repository's tags **once** (`tags/list`,
+//! paginated; listed again at most every [`LISTING_REFRESH`] when an artifact is not in it)
+//! and fetches blobs directly: one request per artifact, as for sha256 artifacts, instead of
+//! a manifest GET plus a blob GET. The store verifies the bytes against the lockfile's full
+//! digest in any case, so a wrong or colliding mapping can cost a download but never corrupt
+//! a build. A tag per mapping needs no read-modify-write of a shared index, so concurrent
+//! writers never lose each other's entries.
 //!
 //! # Failure handling
 //!
@@ -30,17 +32,19 @@
 //! This crate never verifies or places bytes itself: it implements
 //! [`strata_store::RemoteTier`] and the store does the rest.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use serde::Serialize;
 use strata_lock::{Algorithm, Artifact, Digest};
 use strata_store::{BoxFuture, PendingEntry, RemoteTier};
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 /// Media type of the mapping manifests.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -51,6 +55,14 @@ pub const EMPTY_CONFIG: &[u8] = b"{}";
 const EMPTY_CONFIG_DIGEST: &str =
     "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// How long a tag listing is trusted before an artifact missing from it makes the tier list
+/// again (a long-running `strata serve` sees what other machines pushed since).
+pub const LISTING_REFRESH: Duration = Duration::from_secs(30);
+/// Tags asked for per `tags/list` page.
+const LISTING_PAGE: usize = 1000;
+/// Pages read at most: a repository with more mappings than this is listed partially (the
+/// rest are misses, costing upstream downloads, never failures).
+const LISTING_MAX_PAGES: usize = 200;
 
 /// A parsed `--remote` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,18 +134,33 @@ pub fn blob_digest(artifact: &Artifact) -> Option<&Digest> {
         .find(|d| d.algorithm == Algorithm::Sha256)
 }
 
-/// The tag of the mapping for a non-sha256 digest (`None` for sha256: no mapping needed).
-pub fn mapping_tag(digest: &Digest) -> Option<String> {
+/// The key under which a non-sha256 digest's mapping is listed: `<alg>-<leading hex>`, the
+/// part of its tag before the sha256 (`None` for sha256: no mapping needed).
+pub fn mapping_key(digest: &Digest) -> Option<String> {
     if digest.algorithm == Algorithm::Sha256 {
         return None;
     }
-    // Tags are at most 128 characters: `sha512-` and 120 hex digits (480 bits) fit.
+    // Tags are at most 128 characters: `<alg>-`, the key's hex, `-` and 64 hex digits.
+    let alg = digest.algorithm.to_string();
+    let room = 128 - alg.len() - 2 - 64;
     let hex = digest.hex();
-    Some(format!(
-        "{}-{}",
-        digest.algorithm,
-        &hex[..hex.len().min(120)]
-    ))
+    Some(format!("{alg}-{}", &hex[..hex.len().min(room)]))
+}
+
+/// The tag of the mapping of a non-sha256 `digest` to the blob `sha256`:
+/// `<alg>-<leading hex of digest>-<sha256 hex>` (`None` for sha256: no mapping needed).
+pub fn mapping_tag(digest: &Digest, sha256: &Digest) -> Option<String> {
+    Some(format!("{}-{}", mapping_key(digest)?, sha256.hex()))
+}
+
+/// Splits a mapping tag into its key and blob digest (`None` for any other tag).
+pub fn parse_mapping_tag(tag: &str) -> Option<(&str, Digest)> {
+    let (key, hex) = tag.rsplit_once('-')?;
+    if !key.contains('-') || hex.len() != 64 {
+        return None;
+    }
+    let blob = Digest::new(Algorithm::Sha256, hex).ok()?;
+    Some((key, blob))
 }
 
 /// The mapping manifest for `digest` pointing at the blob `sha256` of `size` bytes.
@@ -190,6 +217,8 @@ pub struct RemoteOptions {
     pub connect_timeout: Duration,
     /// Deadline for silence while reading from or writing to the registry.
     pub read_timeout: Duration,
+    /// Registry requests in flight at once, over all artifacts.
+    pub max_requests: usize,
 }
 
 impl Default for RemoteOptions {
@@ -199,6 +228,7 @@ impl Default for RemoteOptions {
             chunk_size: Some(64 << 20),
             connect_timeout: Duration::from_secs(3),
             read_timeout: Duration::from_secs(30),
+            max_requests: 16,
         }
     }
 }
@@ -235,6 +265,17 @@ pub struct OciRemote {
     down: AtomicBool,
     counters: Counters,
     empty_config: OnceCell<()>,
+    /// The mapping keys listed from the registry's tags, and when they were listed.
+    listing: Mutex<Option<Listing>>,
+    /// Bounds the registry requests in flight (a registry spends CPU per request; past a
+    /// few in flight, more only queue).
+    requests: Semaphore,
+}
+
+/// A snapshot of the repository's mapping tags.
+struct Listing {
+    at: Instant,
+    mappings: Arc<HashMap<String, Digest>>,
 }
 
 impl std::fmt::Debug for OciRemote {
@@ -285,6 +326,7 @@ impl OciRemote {
             .read_timeout(options.read_timeout)
             .build()
             .map_err(|e| format!("could not set up the HTTP client for the remote tier: {e}"))?;
+        let requests = Semaphore::new(options.max_requests.max(1));
         Ok(OciRemote {
             spec,
             options,
@@ -292,6 +334,8 @@ impl OciRemote {
             down: AtomicBool::new(false),
             counters: Counters::default(),
             empty_config: OnceCell::new(),
+            listing: Mutex::new(None),
+            requests,
         })
     }
 
@@ -338,37 +382,81 @@ impl OciRemote {
         ))
     }
 
-    /// The blob digest holding `artifact`: its sha256, else through the mapping tag.
+    /// The blob digest holding `artifact`: its sha256, else through the listed mapping tags.
     async fn resolve(&self, artifact: &Artifact) -> Result<Option<Digest>, Failure> {
         if let Some(d) = blob_digest(artifact) {
             return Ok(Some(d.clone()));
         }
-        let digest = artifact.store_digest();
-        let Some(tag) = mapping_tag(digest) else {
+        let Some(key) = mapping_key(artifact.store_digest()) else {
             return Ok(None);
         };
-        let what = format!("manifest {tag}");
-        let response = self
-            .client
-            .get(self.url(&format!("manifests/{tag}")))
-            .header(ACCEPT, MANIFEST_MEDIA_TYPE)
-            .send()
-            .await
-            .map_err(|e| Failure::transport(&what, e))?;
-        match response.status() {
-            StatusCode::NOT_FOUND => return Ok(None),
-            s if !s.is_success() => return Err(Failure::status(&what, s)),
-            _ => {}
+        let mut listing = self.listing.lock().await;
+        if let Some(l) = listing.as_ref() {
+            if let Some(blob) = l.mappings.get(&key) {
+                return Ok(Some(blob.clone()));
+            }
+            if l.at.elapsed() < LISTING_REFRESH {
+                return Ok(None);
+            }
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Failure::transport(&what, e))?;
-        let manifest: serde_json::Value = serde_json::from_slice(&body).map_err(|e| Failure {
-            unreachable: false,
-            message: format!("{what} is not JSON: {e}"),
-        })?;
-        Ok(read_mapping(&manifest, digest))
+        let mappings = Arc::new(self.list_mappings().await?);
+        let found = mappings.get(&key).cloned();
+        *listing = Some(Listing {
+            at: Instant::now(),
+            mappings,
+        });
+        Ok(found)
+    }
+
+    /// Reads the repository's mapping tags (`tags/list`, following `Link` pages).
+    async fn list_mappings(&self) -> Result<HashMap<String, Digest>, Failure> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let what = "tag listing";
+        let mut mappings = HashMap::new();
+        let mut url = self.url(&format!("tags/list?n={LISTING_PAGE}"));
+        for _ in 0..LISTING_MAX_PAGES {
+            let _permit = self.requests.acquire().await.expect("never closed");
+            let response = self
+                .client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| Failure::transport(what, e))?;
+            match response.status() {
+                // A repository nobody pushed to yet.
+                StatusCode::NOT_FOUND => return Ok(mappings),
+                s if !s.is_success() => return Err(Failure::status(what, s)),
+                _ => {}
+            }
+            let next = next_link(&response).map(|l| upload_url(&self.spec.base, &l, ""));
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| Failure::transport(what, e))?;
+            let page: Page = serde_json::from_slice(&body).map_err(|e| Failure {
+                unreachable: false,
+                message: format!("{what} is not JSON: {e}"),
+            })?;
+            for tag in page.tags.unwrap_or_default() {
+                if let Some((key, blob)) = parse_mapping_tag(&tag) {
+                    mappings.insert(key.to_owned(), blob);
+                }
+            }
+            match next {
+                Some(next) => url = next,
+                None => return Ok(mappings),
+            }
+        }
+        tracing::warn!(
+            "the remote tier {} has more than {} tags; only those listed are used",
+            self.spec.display(),
+            LISTING_PAGE * LISTING_MAX_PAGES
+        );
+        Ok(mappings)
     }
 
     async fn pull(&self, artifact: &Artifact, entry: &mut PendingEntry) -> Result<bool, Failure> {
@@ -376,6 +464,7 @@ impl OciRemote {
             return Ok(false);
         };
         let what = format!("blob {blob}");
+        let _permit = self.requests.acquire().await.expect("never closed");
         let response = self
             .client
             .get(self.url(&format!("blobs/{blob}")))
@@ -515,7 +604,7 @@ impl OciRemote {
             self.counters.pushed.fetch_add(1, Ordering::Relaxed);
         }
         let digest = artifact.store_digest();
-        if let Some(tag) = mapping_tag(digest) {
+        if let Some(tag) = mapping_tag(digest, &blob) {
             self.ensure_empty_config().await?;
             let manifest = mapping_manifest(digest, &blob, len);
             let what = format!("manifest {tag}");
@@ -533,6 +622,21 @@ impl OciRemote {
         }
         Ok(())
     }
+}
+
+/// The `rel="next"` target of a paginated listing's `Link` header.
+fn next_link(response: &reqwest::Response) -> Option<String> {
+    let link = response.headers().get("link")?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+    })
 }
 
 fn location(response: &reqwest::Response, what: &str) -> Result<String, Failure> {
@@ -667,14 +771,21 @@ mod tests {
         let sha512 = Digest::new(Algorithm::Sha512, &"ab".repeat(64)).unwrap();
         let sha256 = Digest::new(Algorithm::Sha256, &"cd".repeat(32)).unwrap();
         let sha1 = Digest::new(Algorithm::Sha1, &"ef".repeat(20)).unwrap();
-        let tag = mapping_tag(&sha512).unwrap();
-        assert_eq!(tag.len(), 127);
+        let tag = mapping_tag(&sha512, &sha256).unwrap();
+        assert_eq!(tag.len(), 128);
         assert!(tag.starts_with("sha512-abab"));
+        assert!(tag.ends_with(&"cd".repeat(32)));
         assert_eq!(
-            mapping_tag(&sha1).unwrap(),
-            format!("sha1-{}", "ef".repeat(20))
+            parse_mapping_tag(&tag),
+            Some((mapping_key(&sha512).unwrap().as_str(), sha256.clone()))
         );
-        assert_eq!(mapping_tag(&sha256), None);
+        assert_eq!(
+            mapping_tag(&sha1, &sha256).unwrap(),
+            format!("sha1-{}-{}", "ef".repeat(20), "cd".repeat(32))
+        );
+        assert_eq!(mapping_tag(&sha256, &sha256), None);
+        assert_eq!(parse_mapping_tag("latest"), None);
+        assert_eq!(parse_mapping_tag(&format!("v1-{}", "zz".repeat(32))), None);
         let manifest = mapping_manifest(&sha512, &sha256, 42);
         assert_eq!(read_mapping(&manifest, &sha512), Some(sha256.clone()));
         let other = Digest::new(Algorithm::Sha512, &"ac".repeat(64)).unwrap();
