@@ -13,8 +13,13 @@
 //! | `/_strata/stats` | [`crate::ServeStats`] as JSON |
 //!
 //! Anything else, and any project, package, version or file the lockfiles do not pin, is a
-//! 404 whose body says it is not locked. Artifact bytes are verified into the store before the
-//! first byte goes out, so a client never sees unverified content.
+//! 404 whose body says it is not locked.
+//!
+//! A cold file (a plain `GET` of an artifact not in the store yet) is streamed to the client
+//! while the store downloads it, with the last bytes held back until the store has verified
+//! the whole file: a failed verification aborts the response, so a client never receives a
+//! complete wrong file (see the `stream` module). Everything else is served from verified
+//! store entries; files up to [`SMALL_FILE`] bytes in one read.
 
 use std::convert::Infallible;
 use std::io;
@@ -37,8 +42,13 @@ use crate::index::{self, Catalog};
 use crate::lazy::LazyTree;
 use crate::names::{NpmRequest, encode_path, parse_npm_path, percent_decode};
 use crate::range::{RangeOutcome, parse_range};
+use crate::stream;
 
 type Body = BoxBody<Bytes, io::Error>;
+
+/// Store entries up to this size are read into memory in one go and sent with their
+/// length (most wheels and npm tarballs); larger ones are streamed from the file.
+pub const SMALL_FILE: u64 = 1 << 20;
 
 /// How the HTTP server lays out its URLs.
 #[derive(Debug, Clone)]
@@ -391,7 +401,23 @@ async fn file_response(state: &State, req: &Request<Incoming>, id: NodeId) -> Re
         Some(Node::Artifact(i)) => {
             let artifact = &state.lazy.artifacts()[*i];
             let etag = Some(format!("\"{}\"", artifact.store_digest()));
-            if req.method() == Method::HEAD
+            if req.method() == Method::GET && range.is_none() && !state.lazy.is_cached(*i) {
+                match stream::open_cold(state.lazy.clone(), *i).await {
+                    stream::Cold::Streaming(body) => {
+                        let body = StreamBody::new(body.into_stream()).boxed();
+                        return file_headers(Response::new(body), &name, artifact.size, None, etag);
+                    }
+                    stream::Cold::Done(Ok(opened)) => {
+                        (opened.len, FileSource::Store(opened.path), etag)
+                    }
+                    stream::Cold::Done(Err(e)) => {
+                        return text(
+                            StatusCode::BAD_GATEWAY,
+                            format!("strata serve: could not fetch {name}: {e}"),
+                        );
+                    }
+                }
+            } else if req.method() == Method::HEAD
                 && let Some(size) = state.lazy.artifact_size(*i)
             {
                 // HEAD never downloads when the size is known.
@@ -433,6 +459,22 @@ async fn file_response(state: &State, req: &Request<Incoming>, id: NodeId) -> Re
                 .map_err(|e: Infallible| match e {})
                 .boxed()
         }
+        FileSource::Store(path) if count <= SMALL_FILE => {
+            match read_at(path.clone(), start, count).await {
+                Ok(bytes) => Full::new(Bytes::from(bytes))
+                    .map_err(|e: Infallible| match e {})
+                    .boxed(),
+                Err(e) => {
+                    return text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!(
+                            "strata serve: could not read the store entry {}: {e}",
+                            path.display()
+                        ),
+                    );
+                }
+            }
+        }
         FileSource::Store(path) => match open_at(&path, start).await {
             Ok(file) => {
                 let stream =
@@ -452,14 +494,30 @@ async fn file_response(state: &State, req: &Request<Incoming>, id: NodeId) -> Re
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
+    let partial = (status == StatusCode::PARTIAL_CONTENT).then_some((start, len));
+    file_headers(r, &name, Some(count), partial, etag)
+}
+
+/// Sets a file response's headers: type, length (when known: a streamed cold file of
+/// unknown size goes chunked), ranges, and for artifacts the digest as `ETag` with
+/// immutable caching (the URL of a locked file never changes content).
+fn file_headers(
+    mut r: Response<Body>,
+    name: &str,
+    count: Option<u64>,
+    partial: Option<(u64, u64)>,
+    etag: Option<String>,
+) -> Response<Body> {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(&name)),
+        HeaderValue::from_static(content_type(name)),
     );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    if let Some(count) = count {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if status == StatusCode::PARTIAL_CONTENT
+    if let (Some((start, len)), Some(count)) = (partial, count)
         && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", start + count - 1))
     {
         h.insert(header::CONTENT_RANGE, v);
@@ -480,7 +538,22 @@ enum FileSource {
     Store(std::path::PathBuf),
 }
 
-async fn open_at(path: &std::path::Path, start: u64) -> io::Result<tokio::fs::File> {
+/// `count` bytes of `path` from `start`, in one blocking-pool trip (instead of one per
+/// chunk, plus the open's, as a streamed small file would take).
+async fn read_at(path: std::path::PathBuf, start: u64, count: u64) -> io::Result<Vec<u8>> {
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(&path)?;
+        let mut buf = vec![0; count as usize];
+        file.read_exact_at(&mut buf, start)?;
+        Ok(buf)
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
+/// `path` opened and positioned at `start`.
+pub(crate) async fn open_at(path: &std::path::Path, start: u64) -> io::Result<tokio::fs::File> {
     let mut file = tokio::fs::File::open(path).await?;
     if start > 0 {
         file.seek(io::SeekFrom::Start(start)).await?;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use strata_lock::Artifact;
-use strata_store::{FetchError, Fetcher, NoProgress, Source};
+use strata_store::{FetchError, Fetcher, NoProgress, Progress, Source};
 use strata_tree::{Node, NodeId, Tree};
 
 /// The output tree over the store, shared (in an `Arc`) by the HTTP and NFS servers.
@@ -112,10 +112,27 @@ impl LazyTree {
     /// Makes artifact `index` present in the store (downloading it once, whoever asks) and
     /// returns its entry.
     pub async fn open(&self, index: usize) -> Result<Opened, FetchError> {
+        self.open_with(index, &NoProgress).await
+    }
+
+    /// Whether artifact `index` is in the store already (no download needed).
+    pub fn is_cached(&self, index: usize) -> bool {
+        self.artifacts
+            .get(index)
+            .is_some_and(|a| self.fetcher.store().contains(a.store_digest()))
+    }
+
+    /// [`LazyTree::open`], with `progress` told of the bytes as they arrive (see
+    /// [`Progress::received`]).
+    pub async fn open_with(
+        &self,
+        index: usize,
+        progress: &dyn Progress,
+    ) -> Result<Opened, FetchError> {
         let artifact = &self.artifacts[index];
         let c = &self.counters;
         c.opens.fetch_add(1, Ordering::Relaxed);
-        match self.fetcher.ensure(artifact, &NoProgress).await {
+        match self.fetcher.ensure(artifact, progress).await {
             Ok(fetched) => {
                 match fetched.source {
                     Source::Cache => &c.cache,

@@ -27,6 +27,7 @@ mod lazy;
 pub mod names;
 mod nfs;
 pub mod range;
+mod stream;
 
 pub use http::{HttpOptions, serve_http};
 pub use lazy::{LazyTree, Opened, ServeStats};

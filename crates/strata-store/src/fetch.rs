@@ -151,6 +151,12 @@ pub trait Progress: Send + Sync {
     fn started(&self, _artifact: &Artifact, _size: Option<u64>) {}
     /// `bytes` more bytes arrived.
     fn advanced(&self, _artifact: &Artifact, _bytes: u64) {}
+    /// `bytes` from the upstream were written at `offset` of the download, before any
+    /// verification: a consumer that passes them on (`strata serve` streaming a cold file)
+    /// must hold some back until [`Fetcher::ensure`] returns `Ok`, and must treat an
+    /// `offset` lower than where the previous bytes ended (a restart, or the next URL) as
+    /// invalidating what it passed on so far.
+    fn received(&self, _artifact: &Artifact, _offset: u64, _bytes: &[u8]) {}
     /// What was received so far was discarded (the server ignored a resume request).
     fn restarted(&self, _artifact: &Artifact, _discarded: u64) {}
     /// An attempt failed and will be retried after `delay`.
@@ -405,7 +411,9 @@ impl Fetcher {
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| plain(transport(e)))?;
+            let at = entry.written();
             entry.write(&chunk).map_err(|e| plain(e.into()))?;
+            progress.received(artifact, at, &chunk);
             progress.advanced(artifact, chunk.len() as u64);
         }
         Ok(())

@@ -442,6 +442,109 @@ fn concurrent_requests_download_once() {
     assert_eq!(up.requests("pypi/big-1.0-py3-none-any.whl"), 1);
 }
 
+/// A raw GET that tolerates an aborted response: status, declared length, body so far, and
+/// when the first body byte arrived.
+fn raw_get(addr: &str, path: &str) -> (u16, Option<usize>, Vec<u8>, Option<Duration>) {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+    let mut raw = Vec::new();
+    let mut first_body = None;
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+        if first_body.is_none()
+            && let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n")
+            && raw.len() > split + 4
+        {
+            first_body = Some(started.elapsed());
+        }
+    }
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let length = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.trim().parse().unwrap());
+    (status, length, raw[split + 4..].to_vec(), first_body)
+}
+
+#[test]
+fn a_cold_file_streams_during_the_download_and_wrong_bytes_never_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = payload(3 << 20, 11);
+    let bad = payload(3 << 20, 12);
+    // 1.5 MiB/s: each download takes about two seconds.
+    let up = UpstreamBuilder::new()
+        .file("pypi/good-1.0-py3-none-any.whl", good.clone())
+        .file("pypi/bad-1.0-py3-none-any.whl", bad.clone())
+        .fault(
+            "pypi/bad-1.0-py3-none-any.whl",
+            strata_upstream::Fault::WrongBytes,
+        )
+        .rate_limit(3 << 19)
+        .start()
+        .unwrap();
+    let pylock = write_pylock(
+        tmp.path(),
+        &up,
+        &[
+            (
+                "good",
+                "1.0",
+                "good-1.0-py3-none-any.whl".into(),
+                good.clone(),
+            ),
+            ("bad", "1.0", "bad-1.0-py3-none-any.whl".into(), bad.clone()),
+        ],
+    );
+    let cache = tmp.path().join("cache");
+    let server = Server::start(&cache, &["--http", "127.0.0.1:0"], &[&pylock]);
+    let addr = server.addr();
+
+    let started = Instant::now();
+    let (status, length, body, first) = raw_get(&addr, "/tree/deps/pip/good-1.0-py3-none-any.whl");
+    let total = started.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(length, Some(good.len()));
+    assert!(body == good, "the streamed body is the verified file");
+    let first = first.expect("a body arrived");
+    assert!(
+        first * 3 < total,
+        "the first bytes came at {first:?}, not long before the end ({total:?})"
+    );
+
+    // Wrong bytes: the client may get a prefix, never a complete 200.
+    let (status, length, body, _) = raw_get(&addr, "/tree/deps/pip/bad-1.0-py3-none-any.whl");
+    assert!(
+        status != 200 || length.is_some_and(|l| body.len() < l),
+        "a wrong file must not arrive complete: status {status}, {} of {length:?} bytes",
+        body.len()
+    );
+    let wrong: Vec<u8> = bad.iter().map(|b| b ^ 0xFF).collect();
+    assert!(body != wrong);
+    assert!(
+        !cache
+            .join("v1/objects/sha256")
+            .join(&sha256_hex(&bad)[..2])
+            .join(sha256_hex(&bad))
+            .exists(),
+        "nothing unverified in the store"
+    );
+    // Asked again (the fault still on), the answer is an error, not the bytes.
+    let (status, length, body, _) = raw_get(&addr, "/tree/deps/pip/bad-1.0-py3-none-any.whl");
+    assert!(status != 200 || length.is_some_and(|l| body.len() < l));
+}
+
 #[test]
 fn uv_installs_through_the_index() {
     if !require("uv", &["--version"]) {
