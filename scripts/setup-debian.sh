@@ -19,6 +19,11 @@ if [ "$what" = test ]; then
     buildah                           # a real buildah bud reading from the lazy mount
     libnfs-utils                      # strata serve --nfs: nfs-ls/nfs-cat as userspace NFS clients
     docker-registry                   # the remote tier (--remote oci://...) against a real registry
+    rpm dnf createrepo-c              # RPM repos: rpmbuild makes test packages, a real dnf installs
+                                      # from strata's repodata, createrepo_c makes live repos
+    debootstrap                       # a Debian base image for the strata generate engine test
+    podman bc                         # strata build --engine podman (vfs, chroot); bench/layered arithmetic
+                                      # (buildah and docker-registry above also serve strata build/gc tests)
   )
 fi
 # A package counts as present when dpkg has it, or when what it provides is already on the
