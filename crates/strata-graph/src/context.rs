@@ -645,33 +645,36 @@ pub fn hash_context(
         }
     }
 
-    let mut index = ContextIndex::default();
-    for (f, d) in found.into_iter().zip(digests) {
-        let link_target = if f.kind == FileKind::Symlink {
-            let p = context.join(&f.rel);
-            Some(
-                fs::read_link(&p)
-                    .map_err(io_err(&p))?
-                    .to_string_lossy()
-                    .into_owned(),
-            )
-        } else {
-            None
-        };
-        let content = match f.kind {
-            FileKind::File => hex32(&d.unwrap_or_default()),
-            FileKind::Symlink | FileKind::Dir => String::new(),
-        };
-        index.files.insert(
-            f.rel,
-            FileEntry {
+    // `found` is sorted: collecting builds the map in bulk instead of inserting one by one.
+    let files = found
+        .into_iter()
+        .zip(digests)
+        .map(|(f, d)| {
+            let link_target = if f.kind == FileKind::Symlink {
+                let p = context.join(&f.rel);
+                Some(
+                    fs::read_link(&p)
+                        .map_err(io_err(&p))?
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            } else {
+                None
+            };
+            let content = match f.kind {
+                FileKind::File => hex32(&d.unwrap_or_default()),
+                FileKind::Symlink | FileKind::Dir => String::new(),
+            };
+            let entry = FileEntry {
                 kind: f.kind,
                 mode: f.mode,
                 content,
                 link_target,
-            },
-        );
-    }
+            };
+            Ok((f.rel, entry))
+        })
+        .collect::<Result<_, ContextError>>()?;
+    let index = ContextIndex { files };
     Ok((index, stats))
 }
 

@@ -197,12 +197,26 @@ pub fn file_input(entry: &FileEntry) -> String {
     if entry.kind == FileKind::Dir {
         return "dir".to_string();
     }
-    format!(
-        "{:o}:{}:{}",
-        entry.mode,
-        entry.content,
-        entry.link_target.as_deref().unwrap_or("")
-    )
+    // Built by hand rather than with `format!`: this runs once per selected file per step.
+    let target = entry.link_target.as_deref().unwrap_or("");
+    let mut s = String::with_capacity(8 + entry.content.len() + target.len());
+    let mut digits = [0u8; 11];
+    let mut n = entry.mode;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n & 7) as u8;
+        n >>= 3;
+        if n == 0 {
+            break;
+        }
+    }
+    s.extend(digits[i..].iter().map(|&d| char::from(d)));
+    s.push(':');
+    s.push_str(&entry.content);
+    s.push(':');
+    s.push_str(target);
+    s
 }
 
 /// Hashes a parent key and named inputs into `sha256:…`.
@@ -262,7 +276,10 @@ pub fn compute_keys(graph: &Graph, index: &ContextIndex) -> Vec<Option<StageKeys
             }
             if !step.context_sources.is_empty() {
                 for (path, entry) in select(index, &step.context_sources, &step.context_excludes) {
-                    inputs.push((format!("file:{path}"), file_input(entry)));
+                    let mut name = String::with_capacity(5 + path.len());
+                    name.push_str("file:");
+                    name.push_str(path);
+                    inputs.push((name, file_input(entry)));
                 }
             }
             let key = match step.op {

@@ -1,6 +1,6 @@
 //! `strata plan`'s offline cache prediction against real BuildKit.
 //!
-//! For a table of edits (file contents, ignored files, mtimes, modes, globs, directories,
+//! For a table of edits (file contents, ignored files, mtimes, modes, owners, globs, directories,
 //! build args, proxy args, Dockerfile lines, stages read with `COPY --from`), a multi-stage
 //! Dockerfile is built with BuildKit (`docker build --progress=plain`) before and after the
 //! edit; every stage whose steps all print `CACHED` is a hit, any other a miss. `strata plan
@@ -289,6 +289,19 @@ fn cases() -> Vec<Case> {
             known_difference: None,
         },
         Case {
+            // Only root can chown; elsewhere the case degenerates to "no edit".
+            name: "chown a copied file",
+            args: &[],
+            edit: |f| {
+                let _ = std::os::unix::fs::chown(f.path("src/b.txt"), Some(1234), Some(1234));
+            },
+            undo: |f| {
+                let _ = std::os::unix::fs::chown(f.path("src/b.txt"), Some(0), Some(0));
+            },
+            misses: &[],
+            known_difference: None,
+        },
+        Case {
             name: "add a file a COPY glob matches",
             args: &[],
             edit: |f| write_old(&f.path("src/c.txt"), "c\n"),
@@ -438,11 +451,12 @@ fn plan_predicts_buildkit_cache_hits() {
         _tmp: tmp,
     };
 
-    // The pristine state: BuildKit's cache now holds it (the base stage runs once per run).
-    f.build(&[]);
     let mut report = Vec::new();
     let mut failures = Vec::new();
     for case in cases() {
+        // Re-establish the pristine state in BuildKit's cache right before each edit: other
+        // tests share the engine and may prune its cache at any time.
+        f.build(&[]);
         let before = f.plan(&[]);
         (case.edit)(&f);
         let after = f.plan(case.args);
