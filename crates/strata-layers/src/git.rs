@@ -127,7 +127,7 @@ impl Repo {
             )));
         }
         if let Some(c) = self.resolve(rev)? {
-            return Ok(Base::Commit(c));
+            return self.merge_base(rev, &c, head);
         }
         let shallow = self.is_shallow()?;
         // `X~N` / `X^`: a first commit has no parent.
@@ -164,6 +164,36 @@ impl Repo {
         Err(GitError::BadRevision(format!(
             "--base {rev}: no such commit (is it fetched? try `git fetch origin {rev}`)"
         )))
+    }
+
+    /// The merge base of `base` (the commit `rev` names) and `head`: what a pull request
+    /// changed is what its head changed since it forked from the base branch, not the
+    /// difference between the two tips (which would count the base branch's own later
+    /// commits too). The base itself when it is an ancestor of head. Unrelated histories
+    /// compare the two commits directly; a merge base cut off by a shallow clone is an
+    /// error saying how to fetch more.
+    pub fn merge_base(&self, rev: &str, base: &str, head: &str) -> Result<Base, GitError> {
+        let (ok, out, err) = self.run(&["merge-base", base, head])?;
+        if ok {
+            let mb = String::from_utf8_lossy(&out).trim().to_string();
+            if !mb.is_empty() {
+                return Ok(Base::Commit(mb));
+            }
+        }
+        if !err.is_empty() {
+            return Err(GitError::Failed {
+                args: format!("merge-base {base} {head}"),
+                message: err,
+            });
+        }
+        if self.is_shallow()? {
+            return Err(GitError::BadRevision(format!(
+                "--base {rev}: its merge base with the head is not in this shallow clone. \
+                 Deepen both until it is (`git fetch --deepen=N`, or `git fetch --unshallow`); \
+                 with actions/checkout set `fetch-depth: 0`"
+            )));
+        }
+        Ok(Base::Commit(base.to_string()))
     }
 
     /// Paths changed between `base` and `head`, relative to [`Repo::dir`] (paths outside it

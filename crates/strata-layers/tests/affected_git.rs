@@ -275,3 +275,38 @@ fn strata_toml_settings_changes() {
         vec!["base", "tooling", "app"]
     );
 }
+
+#[test]
+fn diverged_branch_compares_from_the_merge_base() {
+    // main: one → base change; feature (from one): app change. What the pull request
+    // changed is the app only, not main's later base change (as CI path filters see it).
+    let d = project();
+    let p = d.path();
+    git(p, &["checkout", "-q", "-b", "feature"]);
+    write(p, "src/main.py", "print(2)\n");
+    commit(p, "feature: app");
+    git(p, &["checkout", "-q", "main"]);
+    write(p, "packages/list.txt", "a\nb\n");
+    commit(p, "main: base");
+    git(p, &["checkout", "-q", "feature"]);
+    let a = affected(p, "main").unwrap();
+    assert_eq!(a.changes, vec!["app".to_string()], "{a:?}");
+    assert!(!a.images["base"].affected);
+    // A base that is an ancestor of head still compares with itself.
+    let a = affected(p, "HEAD~1").unwrap();
+    assert_eq!(a.changes, vec!["app".to_string()]);
+    // From main's side, the feature's app change is not main's.
+    git(p, &["checkout", "-q", "main"]);
+    let a = affected(p, "feature").unwrap();
+    assert_eq!(
+        a.changes,
+        vec!["base".to_string(), "tooling".to_string(), "app".to_string()]
+    );
+    assert!(
+        a.images["app"]
+            .reasons
+            .iter()
+            .all(|r| r.path != "src/main.py"),
+        "{a:?}"
+    );
+}

@@ -25,7 +25,9 @@ Each image's inputs come from its Dockerfile: the file itself, every context pat
 reachable COPY/ADD (or RUN --mount=type=bind) reads, minus .dockerignore; plus its `inputs`
 globs, the global `inputs`, its strata.toml settings, and the images it is built `from`.
 
-A shallow clone that lacks the base commit is an error that says how deep to fetch.
+Changes count from the merge base of --base and --head (what a pull request changed since it
+forked, not the base branch's later commits). A shallow clone that lacks the base commit or
+that merge base is an error that says how deep to fetch.
 
 Exit status: 0 success, 1 git failed, 2 bad strata.toml, Dockerfile or revision.";
 
@@ -46,7 +48,8 @@ pub struct AffectedArgs {
     /// The layered image set.
     #[arg(long, value_name = "FILE", default_value = "strata.toml")]
     pub config: PathBuf,
-    /// The revision to compare against (e.g. origin/main, HEAD~1, a PR's base SHA).
+    /// The revision to compare against (e.g. origin/main, HEAD~1, a PR's base SHA); changes
+    /// count from the merge base of it and --head, as CI path filters do for pull requests.
     #[arg(long, value_name = "REV")]
     pub base: String,
     /// The revision with the changes.
