@@ -20,7 +20,7 @@
 //! v1 (one line per file, parsed into a `HashMap<String, _>` with two `String`s per entry)
 //! cost more CPU than the stats it saved at 100,000 files; `mmap` would save only the copy of
 //! a few MB and needs `unsafe`, and a serde format (bincode) would allocate per entry again.
-//! A v1 file is ignored (the next run rewrites the cache as v2).
+//! A v1 file is ignored, and removed when the v2 file is written.
 //!
 //! An entry is saved only when the file's mtime and ctime are older than the start of the
 //! scan that hashed it (git's "racily clean" rule), so a file modified while or just after it
@@ -641,7 +641,10 @@ pub fn hash_context(
             }
             all.extend_from_slice(&cache[i..]);
             // A cache that cannot be written only costs speed next time.
-            let _ = save_cache(path, &all);
+            if save_cache(path, &all).is_ok() {
+                // The v1 text cache of the same context, if an older strata left one.
+                let _ = fs::remove_file(path.with_extension("v1"));
+            }
         }
     }
 

@@ -143,7 +143,28 @@ pub fn glob_prefix(source: &str) -> String {
     parts.join("/")
 }
 
+/// `path` relative to the copy source `source` that selects it: the path below the
+/// literal source, or below the entry a glob source resolved to (as many components as the
+/// glob has); `""` for the source itself.
+pub fn source_relative<'p>(source: &str, selector: &SourceSelector, path: &'p str) -> &'p str {
+    match selector {
+        SourceSelector::All => path,
+        SourceSelector::Literal(l) => path.get(l.len() + 1..).unwrap_or(""),
+        SourceSelector::Glob(_) => {
+            let depth = source.split('/').filter(|c| !c.is_empty()).count();
+            path.splitn(depth + 1, '/').nth(depth).unwrap_or("")
+        }
+    }
+}
+
 /// The files a set of sources selects, minus `--exclude` patterns, in path order.
+///
+/// As in BuildKit (the copy op hands `ExcludePatterns` to fsutil's copier, which matches
+/// them against the path relative to each copied source), a pattern applies to paths
+/// relative to the source that selects the file: `COPY --exclude=*.md docs/ /d/` skips
+/// `docs/a.md`, while `--exclude=docs/a.md` there would mean `docs/docs/a.md`. A source
+/// that is itself a file is never excluded; a file selected by several sources is copied
+/// when any of them keeps it.
 pub fn select<'a>(
     index: &'a ContextIndex,
     sources: &[String],
@@ -158,8 +179,15 @@ pub fn select<'a>(
     index
         .files
         .iter()
-        .filter(|(p, _)| selectors.iter().any(|s| s.selects(p)))
-        .filter(|(p, _)| exclude.as_ref().is_none_or(|m| !m.matches(p)))
+        .filter(|(p, _)| {
+            sources.iter().zip(&selectors).any(|(src, s)| {
+                s.selects(p)
+                    && exclude.as_ref().is_none_or(|m| {
+                        let rel = source_relative(src, s, p);
+                        rel.is_empty() || !m.matches(rel)
+                    })
+            })
+        })
         .collect()
 }
 

@@ -302,11 +302,35 @@ fn exclude_flag_drops_files_from_the_key() {
     write(
         dir.path(),
         "Dockerfile",
-        "FROM alpine\nCOPY --exclude=src/util.py src/ /app/\n",
+        "FROM alpine\nCOPY --exclude=util.py src/ /app/\n",
     );
     let a = plan(dir.path(), &[], None);
     write(dir.path(), "src/util.py", "X = 2\n");
     assert!(busted(&a, &plan(dir.path(), &[], None)).is_empty());
+}
+
+#[test]
+fn exclude_patterns_are_relative_to_the_copied_source() {
+    // BuildKit matches --exclude against paths below each copied source (fsutil's copier):
+    // `*.md` with `docs/` skips docs/a.md; a context-root form `docs/a.md` would name
+    // docs/docs/a.md and skips nothing; a file source is never excluded by its own name.
+    for (copy, file, excluded) in [
+        ("COPY --exclude=*.md docs/ /d/", "docs/a.md", true),
+        ("COPY --exclude=docs/a.md docs/ /d/", "docs/a.md", false),
+        ("COPY --exclude=*/*.md . /d/", "docs/a.md", true),
+        ("COPY --exclude=*.md d* /d/", "docs/a.md", true),
+        ("COPY --exclude=*.md docs/a.md /d/", "docs/a.md", false),
+        ("COPY --exclude=*.md docs/ docs/a.md /d/", "docs/a.md", false),
+    ] {
+        let dir = setup();
+        write(dir.path(), "docs/a.md", "1\n");
+        write(dir.path(), ".dockerignore", "");
+        write(dir.path(), "Dockerfile", &format!("FROM alpine\n{copy}\n"));
+        let a = plan(dir.path(), &[], None);
+        write(dir.path(), file, "2\n");
+        let b = plan(dir.path(), &[], None);
+        assert_eq!(busted(&a, &b).is_empty(), excluded, "{copy}");
+    }
 }
 
 #[test]
