@@ -320,7 +320,11 @@ fn exclude_patterns_are_relative_to_the_copied_source() {
         ("COPY --exclude=*/*.md . /d/", "docs/a.md", true),
         ("COPY --exclude=*.md d* /d/", "docs/a.md", true),
         ("COPY --exclude=*.md docs/a.md /d/", "docs/a.md", false),
-        ("COPY --exclude=*.md docs/ docs/a.md /d/", "docs/a.md", false),
+        (
+            "COPY --exclude=*.md docs/ docs/a.md /d/",
+            "docs/a.md",
+            false,
+        ),
     ] {
         let dir = setup();
         write(dir.path(), "docs/a.md", "1\n");

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use strata_dockerfile::dockerignore::{self, Matcher};
-use strata_graph::keys::SourceSelector;
+use strata_graph::keys::{SourceSelector, source_relative};
 use strata_graph::stages::{BuildOptions, analyze};
 
 use crate::config::{Config, ImageConfig};
@@ -277,26 +277,23 @@ fn direct_reason(inputs: &ImageInputs, path: &str, config_file: &str) -> Option<
         && !inputs.ignore.matches(rel)
     {
         for r in &inputs.readers {
-            let Some(source) = r
-                .sources
-                .iter()
-                .find(|s| SourceSelector::new(s).selects(rel))
-            else {
-                continue;
+            // BuildKit matches --exclude relative to each copied source (see
+            // strata_graph::keys::select): the file is read when a source that selects it
+            // does not exclude it.
+            let exclude = if r.excludes.is_empty() {
+                None
+            } else {
+                Matcher::from_globs(&r.excludes).ok()
             };
-            // BuildKit matches --exclude relative to the copied source directory; the
-            // context-root form is checked too, to stay on the side of "affected" only
-            // when both say the file is copied.
-            let excluded = !r.excludes.is_empty()
-                && Matcher::from_globs(&r.excludes)
-                    .map(|m| {
-                        let prefix = strata_graph::keys::glob_prefix(source);
-                        let inner =
-                            under(rel, if prefix == "." { "" } else { &prefix }).unwrap_or(rel);
-                        m.matches(rel) || m.matches(inner)
+            let read = r.sources.iter().any(|s| {
+                let selector = SourceSelector::new(s);
+                selector.selects(rel)
+                    && exclude.as_ref().is_none_or(|m| {
+                        let inner = source_relative(s, &selector, rel);
+                        inner.is_empty() || !m.matches(inner)
                     })
-                    .unwrap_or(false);
-            if !excluded {
+            });
+            if read {
                 return Some(r.because.clone());
             }
         }
@@ -533,6 +530,12 @@ file = "Dockerfile.other"
             ),
             ("tooling file", vec![m("tools/x")], vec!["tooling", "app"]),
             ("tooling excluded doc", vec![m("docs/readme.md")], vec![]),
+            (
+                // `*.md` is relative to docs/ and stops at a slash, as in BuildKit.
+                "tooling nested doc",
+                vec![m("docs/sub/readme.md")],
+                vec!["tooling", "app"],
+            ),
             (
                 "tooling doc",
                 vec![m("docs/guide.txt")],
