@@ -493,6 +493,8 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+mod partial;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,12 @@ pub enum Command {
     /// Check a Containerfile for cache and layer hygiene problems.
     #[command(after_long_help = LINT_EXAMPLES)]
     Lint(crate::cmd::lint::LintArgs),
+    /// Print one <REPOID>_CACHE_EPOCH per RPM repo, from rpms.lock.yaml or live repos.
+    #[command(after_long_help = crate::cmd::epochs::EXAMPLES)]
+    Epochs(crate::cmd::epochs::EpochsArgs),
+    /// Render a parallel-download Containerfile (RFC 0041 layout) from a manifest.
+    #[command(after_long_help = crate::cmd::generate::EXAMPLES)]
+    Generate(crate::cmd::generate::GenerateArgs),
     /// Which images of a layered set (strata.toml) a git change affects, and why.
     #[command(after_long_help = crate::cmd::affected::EXAMPLES)]
     Affected(crate::cmd::affected::AffectedArgs),

@@ -23,6 +23,8 @@ fn main() -> std::process::ExitCode {
         Command::Cache(args) => cmd::cache::run(args),
         Command::Plan(args) => cmd::plan::run(args),
         Command::Lint(args) => cmd::lint::run(args),
+        Command::Epochs(args) => cmd::epochs::run(args),
+        Command::Generate(args) => cmd::generate::run(args),
         Command::Affected(args) => cmd::affected::run(args),
         Command::Build(args) => cmd::build::run(args),
         Command::Report(args) => cmd::report::run(args),

@@ -126,6 +126,16 @@ pub fn run(args: FetchArgs) -> CmdResult {
     }
     summary.failed.sort_by(|a, b| a.path.cmp(&b.path));
     if summary.failed.is_empty() {
+        let repodata = runtime.block_on(crate::cmd::repodata::write_all(
+            &fetcher,
+            &plan.artifacts,
+            &args.output,
+        ));
+        tracing::info!(
+            "repodata: {} repos from cache, {} generated",
+            repodata.cached,
+            repodata.generated
+        );
         write_generated(&args.output, &plan.tree)?;
     }
     summary.duration_ms = started.elapsed().as_millis();
