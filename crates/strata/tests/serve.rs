@@ -545,6 +545,148 @@ fn a_cold_file_streams_during_the_download_and_wrong_bytes_never_complete() {
     assert!(status != 200 || length.is_some_and(|l| body.len() < l));
 }
 
+/// Skips (or, with `STRATA_TEST_REQUIRE_ALL=1`, fails) a test that lacks `what`.
+fn missing(what: &str) {
+    if std::env::var("STRATA_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!("{what} (required: STRATA_TEST_REQUIRE_ALL=1)");
+    }
+    eprintln!("SKIP: {what}");
+}
+
+/// The Docker base image with python3 and pip that the build test uses.
+const PYTHON_IMAGE: &str = "strata-test/debian-python3:bookworm";
+
+/// Makes [`PYTHON_IMAGE`] present: imported from a cached rootfs tarball
+/// (`$STRATA_TEST_PYTHON_ROOTFS`, default /var/cache/strata-serve/debian-python3-bookworm.tar),
+/// which is made once with debootstrap (minutes; needs the Debian mirror) when missing.
+fn python_image(host: &str) -> Result<(), String> {
+    let docker = |args: &[&str]| {
+        Command::new("/usr/bin/docker")
+            .args(args)
+            .env("DOCKER_HOST", host)
+            .output()
+            .map_err(|e| format!("docker: {e}"))
+    };
+    if docker(&["image", "inspect", PYTHON_IMAGE])?
+        .status
+        .success()
+    {
+        return Ok(());
+    }
+    let tar = PathBuf::from(
+        std::env::var("STRATA_TEST_PYTHON_ROOTFS")
+            .unwrap_or_else(|_| "/var/cache/strata-serve/debian-python3-bookworm.tar".into()),
+    );
+    if !tar.is_file() {
+        let root = tar.with_extension("rootfs");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(tar.parent().unwrap()).map_err(|e| e.to_string())?;
+        let out = Command::new("debootstrap")
+            .args([
+                "--variant=minbase",
+                "--include=python3,python3-pip",
+                "bookworm",
+            ])
+            .arg(&root)
+            .arg("http://deb.debian.org/debian")
+            .output()
+            .map_err(|e| format!("debootstrap (apt-get install debootstrap): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "debootstrap failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let partial = tar.with_extension("tar.part");
+        let ok = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&partial)
+            .arg(".")
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err("could not tar the debootstrapped rootfs".into());
+        }
+        std::fs::rename(&partial, &tar).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    let out = docker(&["import", tar.to_str().unwrap(), PYTHON_IMAGE])?;
+    if !out.status.success() {
+        return Err(format!(
+            "docker import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_docker_build_installs_through_the_http_index() {
+    let Some(host) = std::env::var("STRATA_DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty() && Path::new("/usr/bin/docker").exists())
+    else {
+        return missing(
+            "no Docker engine: STRATA_DOCKER_HOST is not set or /usr/bin/docker is missing \
+             (scripts/start-dockerd.sh; scripts/test.sh sets it)",
+        );
+    };
+    if let Err(e) = python_image(&host) {
+        return missing(&format!("no {PYTHON_IMAGE} image: {e}"));
+    }
+    let f = pip_fixture();
+    let server = Server::start(
+        &f.dir.join("cache"),
+        &["--http", "127.0.0.1:0"],
+        &[&f.pylock],
+    );
+    let ctx = f.dir.join("docker-context");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // Host networking: the build reaches strata serve on loopback (no bridge network here).
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {PYTHON_IMAGE}\n\
+             RUN python3 -m pip install --no-cache-dir --disable-pip-version-check \
+             --break-system-packages --index-url {}/simple --target /opt/site Alpha_Pkg \
+             && test -f /opt/site/alpha_pkg/__init__.py && test -f /opt/site/beta_pkg/__init__.py\n\
+             RUN ! python3 -m pip install --no-cache-dir --disable-pip-version-check \
+             --break-system-packages --index-url {}/simple --target /opt/other requests\n",
+            server.url(""),
+            server.url("")
+        ),
+    )
+    .unwrap();
+    let out = Command::new("/usr/bin/docker")
+        .args([
+            "build",
+            "--network=host",
+            "--no-cache",
+            "-q",
+            "-t",
+            "strata-serve-test:pip",
+        ])
+        .arg(&ctx)
+        .env("DOCKER_HOST", &host)
+        .env("DOCKER_BUILDKIT", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker build through strata serve failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (file, _) in &f.wheels {
+        assert_eq!(f.up.requests(&format!("pypi/{file}")), 1, "{file}");
+    }
+    let (_, _, stats) = http_get(&server.addr(), "/_strata/stats", &[]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
+    assert!(stats["not_locked"].as_u64().unwrap() >= 1, "{stats}");
+}
+
 #[test]
 fn uv_installs_through_the_index() {
     if !require("uv", &["--version"]) {
