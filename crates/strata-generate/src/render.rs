@@ -28,22 +28,24 @@ pub fn render(manifest: &Manifest, source: &str) -> String {
     );
     region(&mut out, "base");
     let dir = pkg_dir(manifest.package_manager);
-    if !manifest.downloads.is_empty() {
-        out.push_str(
-            "\n# Package downloads: one stage each, run in parallel; each is rebuilt only when its\n\
-             # own epoch ARG changes (strata epochs rpms.lock.yaml --format args).\n",
-        );
-    }
-    for d in &manifest.downloads {
+    for (i, d) in manifest.downloads.iter().enumerate() {
+        out.push('\n');
+        if i == 0 {
+            out.push_str(
+                "# Package downloads: one stage each, run in parallel; each is rebuilt only when its\n\
+                 # own epoch ARG changes (`strata epochs --format args` computes them per repo).\n",
+            );
+        }
         download_stage(&mut out, manifest.package_manager, d);
     }
-    if !manifest.binaries.is_empty() {
-        out.push_str(
-            "\n# Binaries: one stage each, downloaded, checked against their sha256 and extracted in\n\
-             # parallel with everything else.\n",
-        );
-    }
-    for b in &manifest.binaries {
+    for (i, b) in manifest.binaries.iter().enumerate() {
+        out.push('\n');
+        if i == 0 {
+            out.push_str(
+                "# Binaries: one stage each, downloaded, checked against their sha256 and extracted\n\
+                 # in parallel with everything else.\n",
+            );
+        }
         binary_stage(&mut out, b);
     }
     out.push('\n');

@@ -1,0 +1,213 @@
+//! `strata generate`: golden output for both package managers, custom regions across
+//! regeneration, --check, manifest errors with key and line, and the output judged by
+//! `strata lint` (no findings) and `strata plan` (all dl-/fetch- stages on one level).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{json, run, strata};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/generate")
+        .join(name)
+}
+
+/// Compares with a golden file; `STRATA_BLESS=1` rewrites it.
+fn golden(name: &str, got: &str) {
+    let path = fixture(name);
+    if std::env::var("STRATA_BLESS").as_deref() == Ok("1") {
+        std::fs::write(&path, got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        got,
+        want,
+        "differs from {} (STRATA_BLESS=1 to update)",
+        path.display()
+    );
+}
+
+/// Generates from a fixture manifest copied into `dir` (so the header names it plainly).
+fn generate_into(dir: &Path, manifest: &str) -> PathBuf {
+    let m = dir.join(manifest);
+    std::fs::copy(fixture(manifest), &m).unwrap();
+    let out = dir.join("Containerfile");
+    let r = run(strata()
+        .current_dir(dir)
+        .args(["generate", manifest, "-o", "Containerfile"]));
+    assert!(r.status.success());
+    out
+}
+
+#[test]
+fn golden_dnf_and_apt() {
+    for (manifest, gold) in [
+        ("dnf.toml", "dnf.Containerfile"),
+        ("apt.toml", "apt.Containerfile"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = generate_into(dir.path(), manifest);
+        golden(gold, &std::fs::read_to_string(&out).unwrap());
+        // stdout without -o is the same text
+        let r = run(strata()
+            .current_dir(dir.path())
+            .args(["generate", manifest]));
+        assert!(r.status.success());
+        assert_eq!(
+            String::from_utf8(r.stdout).unwrap(),
+            std::fs::read_to_string(&out).unwrap()
+        );
+    }
+}
+
+#[test]
+fn custom_regions_survive_regeneration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = generate_into(dir.path(), "dnf.toml");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let edited = text
+        .replace(
+            "# strata:begin custom base\n",
+            "# strata:begin custom base\nRUN dnf config-manager --add-repo /etc/extra.repo\n",
+        )
+        .replace(
+            "# strata:begin custom image\n",
+            "# strata:begin custom image\nCOPY config/ /etc/app/\nUSER 1000\n",
+        );
+    std::fs::write(&out, &edited).unwrap();
+    // The manifest changes: a package is added and a download removed.
+    let manifest = std::fs::read_to_string(dir.path().join("dnf.toml"))
+        .unwrap()
+        .replace(
+            "packages = [\"curl\", \"jq\"]",
+            "packages = [\"curl\", \"jq\", \"git\"]",
+        )
+        .replace(
+            "[download.ms-edge]\npackages = [\"microsoft-edge-stable\"]\n",
+            "",
+        );
+    std::fs::write(dir.path().join("dnf.toml"), manifest).unwrap();
+    let check = run(strata().current_dir(dir.path()).args([
+        "generate",
+        "dnf.toml",
+        "-o",
+        "Containerfile",
+        "--check",
+    ]));
+    assert_eq!(check.status.code(), Some(1), "out of date");
+    let r =
+        run(strata()
+            .current_dir(dir.path())
+            .args(["generate", "dnf.toml", "-o", "Containerfile"]));
+    assert!(r.status.success());
+    let regenerated = std::fs::read_to_string(&out).unwrap();
+    assert!(regenerated.contains(
+        "# strata:begin custom base\nRUN dnf config-manager --add-repo /etc/extra.repo\n# strata:end custom base\n"
+    ));
+    assert!(regenerated.contains(
+        "# strata:begin custom image\nCOPY config/ /etc/app/\nUSER 1000\n# strata:end custom image\n"
+    ));
+    assert!(regenerated.contains("/tmp/rpms/*.rpm curl jq git &&"));
+    assert!(!regenerated.contains("dl-ms-edge"));
+    let check = run(strata().current_dir(dir.path()).args([
+        "generate",
+        "dnf.toml",
+        "-o",
+        "Containerfile",
+        "--check",
+    ]));
+    assert_eq!(check.status.code(), Some(0), "up to date");
+
+    // Broken regions and hand-written files are refused with exit 2, and left alone.
+    std::fs::write(&out, regenerated.replace("# strata:end custom image\n", "")).unwrap();
+    let r =
+        run(strata()
+            .current_dir(dir.path())
+            .args(["generate", "dnf.toml", "-o", "Containerfile"]));
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("region `image` is never closed"));
+    std::fs::write(&out, "FROM scratch\n").unwrap();
+    let r =
+        run(strata()
+            .current_dir(dir.path())
+            .args(["generate", "dnf.toml", "-o", "Containerfile"]));
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("was not generated by strata"));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "FROM scratch\n");
+    let r = run(strata().current_dir(dir.path()).args([
+        "generate",
+        "dnf.toml",
+        "-o",
+        "Containerfile",
+        "--force",
+    ]));
+    assert!(r.status.success());
+}
+
+#[test]
+fn manifest_errors_name_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.toml");
+    std::fs::write(
+        &m,
+        "[image]\nfrom = \"x\"\n\n[binary.tool]\nurl = \"https://h/tool\"\nsha256 = \"nothex\"\ndest = \"/usr/bin/tool\"\n",
+    )
+    .unwrap();
+    let r = run(strata()
+        .current_dir(dir.path())
+        .args(["generate", "m.toml"]));
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains(
+            "m.toml:6:10: binary.tool.sha256: give the download's sha256 as 64 hex digits"
+        ),
+        "{err}"
+    );
+    let r = run(strata()
+        .current_dir(dir.path())
+        .args(["generate", "missing.toml"]));
+    assert_eq!(r.status.code(), Some(2));
+}
+
+#[test]
+fn output_passes_lint_and_downloads_share_one_plan_level() {
+    for manifest in ["dnf.toml", "apt.toml"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = generate_into(dir.path(), manifest);
+        let lint = run(strata().arg("lint").arg("-f").arg(&out).args([
+            "--fail-on",
+            "warning",
+            "--format",
+            "json",
+        ]));
+        assert_eq!(lint.status.code(), Some(0), "{manifest}: lint findings");
+        assert_eq!(json(&lint), serde_json::json!([]), "{manifest}");
+        let plan = run(strata()
+            .arg("plan")
+            .arg("-f")
+            .arg(&out)
+            .arg("--context")
+            .arg(dir.path())
+            .args(["--format", "json"]));
+        assert!(plan.status.success());
+        let plan = json(&plan);
+        let stages = plan["stages"].as_array().unwrap();
+        let level = |prefix: &str| -> Vec<u64> {
+            stages
+                .iter()
+                .filter(|s| s["name"].as_str().unwrap().starts_with(prefix))
+                .map(|s| s["level"].as_u64().unwrap())
+                .collect()
+        };
+        let parallel: Vec<u64> = [level("dl-"), level("fetch-")].concat();
+        assert!(parallel.len() >= 3, "{manifest}: {parallel:?}");
+        assert!(
+            parallel.iter().all(|l| *l == parallel[0]),
+            "{manifest}: {parallel:?}"
+        );
+        assert_eq!(level("image"), vec![parallel[0] + 1]);
+    }
+}
