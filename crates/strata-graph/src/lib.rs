@@ -24,19 +24,22 @@
 //!
 //! `crates/strata/tests/buildkit_agreement.rs` builds a multi-stage Dockerfile with real
 //! BuildKit (Docker 20.10's built-in builder and Dockerfile frontend, `--progress=plain`)
-//! before and after 19 kinds of edit and checks that a stage's key changes exactly when
+//! before and after 21 kinds of edit and checks that a stage's key changes exactly when
 //! BuildKit re-runs one of its steps. They agree on: content edits, ignored files, mtime-only
-//! changes (hit), file modes (miss), owners (hit), files added
-//! under a glob or a copied directory, empty directories appearing in a copied directory
-//! (miss; fixed after this test found it) and directory modes (hit), symlinks, ARGs used or
-//! unused after their declaration (both miss), undeclared and proxy build args (hit),
-//! Dockerfile comments (hit), RUN edits and edits of a stage read with `COPY --from`.
+//! changes (hit), file modes (miss), owners (hit), files added under a glob or a copied
+//! directory, empty directories appearing in a copied directory (miss; fixed after this test
+//! found it) and directory modes (hit), symlinks, files added under a `RUN --mount=type=bind`
+//! source, `!` patterns re-including a file, `ENV` edits, ARGs used or unused after their
+//! declaration (both miss), undeclared and proxy build args (hit), Dockerfile comments (hit),
+//! RUN edits and edits of a stage read with `COPY --from`.
 //!
 //! Known differences (a prediction is never a promise):
 //! - **Content-keyed `COPY --from` and `RUN --mount=from=`**: BuildKit keys them by the content
 //!   of the copied paths, known only after the source stage ran, so when a stage re-runs but
 //!   produces the same files its dependants still hit. strata keys them by the source
-//!   stage's key and predicts a miss (conservative; the test pins this case).
+//!   stage's key and predicts a miss (conservative). The test pins this case for `COPY
+//!   --from`; for read-only `RUN --mount=from=` it follows from BuildKit's exec op and is not
+//!   exercised.
 //! - **Image bases** are keyed by the reference as written: a moved tag is not seen (BuildKit
 //!   resolves it to a digest). Pin by digest. Remote `ADD` URLs are keyed by URL text only.
 //! - **Cache state**: predictions assume BuildKit's cache still holds the compared build (no

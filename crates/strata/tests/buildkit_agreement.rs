@@ -1,13 +1,14 @@
 //! `strata plan`'s offline cache prediction against real BuildKit.
 //!
-//! For a table of edits (file contents, ignored files, mtimes, modes, owners, globs, directories,
-//! build args, proxy args, Dockerfile lines, stages read with `COPY --from`), a multi-stage
-//! Dockerfile is built with BuildKit (`docker build --progress=plain`) before and after the
-//! edit; every stage whose steps all print `CACHED` is a hit, any other a miss. `strata plan
-//! --format json` is run on the same context before and after (with a shared stat cache), and
-//! a stage whose `cache_key` changed is a predicted miss. The two must agree for every case,
-//! except where the case documents a known difference (and then the difference must be
-//! exactly the documented one, so a change on either side is noticed).
+//! For a table of edits (file contents, ignored files, mtimes, modes, owners, globs,
+//! directories, bind mounts, `.dockerignore` re-includes, build args, proxy args, `ENV` and
+//! `RUN` lines, stages read with `COPY --from`), a multi-stage Dockerfile is built with
+//! BuildKit (`docker build --progress=plain`) before and after the edit; every stage whose
+//! steps all print `CACHED` is a hit, any other a miss. `strata plan --format json` is run on
+//! the same context before and after (with a shared stat cache), and a stage whose `cache_key`
+//! changed is a predicted miss. The two must agree for every case, except where the case
+//! documents a known difference (and then the difference must be exactly the documented one, so
+//! a change on either side is noticed).
 //!
 //! Needs a Docker engine (`STRATA_DOCKER_HOST`, set by `scripts/test.sh` from
 //! `scripts/start-dockerd.sh`), Debian's client `/usr/bin/docker` (BuildKit built in) and a
@@ -48,6 +49,10 @@ FROM base AS tree
 COPY src /tree/
 RUN ls -R /tree > /treelist && cat /proc/sys/kernel/random/uuid >> /treelist
 
+FROM base AS mnt
+ENV MODE=one
+RUN --mount=type=bind,source=src/sub,target=/m ls -R /m > /mnt.out && cat /proc/sys/kernel/random/uuid >> /mnt.out
+
 FROM base AS app
 ARG USED=1
 ARG UNUSED=1
@@ -60,10 +65,11 @@ RUN ls /app > /list && cat /proc/sys/kernel/random/uuid >> /list
 FROM base AS final
 COPY --from=app /list /list
 COPY --from=tree /treelist /treelist
-RUN cat /list /treelist > /all
+COPY --from=mnt /mnt.out /mnt.out
+RUN cat /list /treelist /mnt.out > /all
 "#;
 
-const STAGES: [&str; 6] = ["base", "lib", "gen", "tree", "app", "final"];
+const STAGES: [&str; 7] = ["base", "lib", "gen", "tree", "mnt", "app", "final"];
 
 /// Prints SKIP and returns `None`, or panics under `STRATA_TEST_REQUIRE_ALL=1`.
 fn missing(what: &str) -> Option<String> {
@@ -344,7 +350,36 @@ fn cases() -> Vec<Case> {
                 fs::remove_file(f.path("src/sub/d.txt")).unwrap();
                 write_old(&f.path("src/sub/d.txt"), "d\n");
             },
+            misses: &["tree", "mnt", "final"],
+            known_difference: None,
+        },
+        Case {
+            name: "add a file under a bind-mounted directory",
+            args: &[],
+            edit: |f| write_old(&f.path("src/sub/e.txt"), "e\n"),
+            undo: |f| fs::remove_file(f.path("src/sub/e.txt")).unwrap(),
+            misses: &["tree", "mnt", "final"],
+            known_difference: None,
+        },
+        Case {
+            name: "re-include an ignored file with a ! pattern",
+            args: &[],
+            edit: |f| {
+                write_old(
+                    &f.path(".dockerignore"),
+                    "**/*.ignored\n!src/notes.ignored\n",
+                )
+            },
+            undo: |f| write_old(&f.path(".dockerignore"), "**/*.ignored\n"),
             misses: &["tree", "final"],
+            known_difference: None,
+        },
+        Case {
+            name: "edit an ENV line",
+            args: &[],
+            edit: |f| edit_dockerfile(f, "ENV MODE=one", "ENV MODE=two"),
+            undo: |f| edit_dockerfile(f, "ENV MODE=two", "ENV MODE=one"),
+            misses: &["mnt", "final"],
             known_difference: None,
         },
         Case {
