@@ -3,39 +3,64 @@
 # same content as one monolithic Dockerfile, with the real Docker engine (BuildKit), for an
 # app-only, a tooling and a base change, with a warm and a cold builder cache (seed 003).
 #
-#   bench/layered/run.sh [--tiny] [--out FILE]
+#   bench/layered/run.sh [--tiny] [--reps N] [--cases "app tooling base"] [--out FILE] [--logs DIR]
 #
-# --tiny: short simulated package installs (CI); default: PACKAGES_SECONDS=30, TOOLING_SECONDS=15.
-# Needs: a Docker engine (DOCKER_HOST, e.g. from scripts/start-dockerd.sh), /usr/bin/docker,
-# /usr/bin/docker-registry (a loopback registry is started), /bin/busybox, a built strata.
+# Sizes (seed 003's proportions: a heavy base that rarely changes, medium tooling, a light app):
+#   full:   base 20 s + 1200 MiB, tooling 12 s + 200 MiB, app 1 s + 10 MiB of assets
+#   --tiny: base  4 s +   60 MiB, tooling  2 s +  10 MiB, app 0.2 s + 1 MiB (CI smoke run)
+# "Package" data is random (incompressible), so pushes and pulls cost what they would.
 #
-# warm: the builder cache and local images of earlier builds are there (a developer machine
-#       or a persistent CI runner).
-# cold: `docker builder prune -af` and every image removed before the build (a fresh CI
-#       runner); strata then finds unchanged images by input key in the registry
-#       (tag sk-<key>) and pulls them; the monolithic build starts from nothing.
-# Every build runs after a commit with the change; strata builds the affected images
-# (`strata build --base HEAD~1`) and their prerequisites (reused by key).
+# Engines: strata builds with $DOCKER_HOST (default $STRATA_DOCKER_HOST), the monolithic
+# Dockerfile with $MONO_DOCKER_HOST. Give them two separate dockerds: with one daemon the two
+# share BuildKit's cache, and strata's base build hits the steps the monolithic build just ran
+# (the same instructions), which flatters strata. /usr/bin/docker, /usr/bin/docker-registry (a
+# loopback registry is started), /bin/busybox and a built strata ($STRATA_BIN) are needed.
+#
+# warm: the builder cache and local images of the previous commit are there (a developer
+#       machine or a persistent CI runner); the monolithic build re-runs only the layers after
+#       the change, which is the honest baseline.
+# cold: builder cache pruned and the bench's images removed before the build (a fresh CI
+#       runner); strata finds unchanged images by input key in the registry (tag sk-<key>)
+#       and pulls them; the monolithic build starts from nothing.
+# Before each measured pair, both engines are warmed up on the current commit and strata
+# pushes (as CI would after the previous pipeline). Each measured build follows a commit with
+# the change; strata builds `--base HEAD~1` (the affected images, prerequisites reused by key).
+# Every strata build's record is checked: exactly the images the change affects are built
+# (app: app; tooling: tooling, app; base: all three), else the bench stops.
+# Logs (every build's output, strata's JSON records, raw timings with load averages) go to
+# --logs DIR (default: a new /tmp/strata-bench-layered-logs.XXXXXX, kept).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-tiny=0; out=
+tiny=0; out=; reps=3; cases="app tooling base"; logs=
 while [ $# -gt 0 ]; do
   case $1 in
     --tiny) tiny=1 ;;
+    --reps) reps=$2; shift ;;
+    --cases) cases=$2; shift ;;
     --out) out=$2; shift ;;
-    *) echo "usage: $0 [--tiny] [--out FILE]" >&2; exit 2 ;;
+    --logs) logs=$2; shift ;;
+    *) echo "usage: $0 [--tiny] [--reps N] [--cases \"app tooling base\"] [--out FILE] [--logs DIR]" >&2; exit 2 ;;
   esac
   shift
 done
-pk=30; tl=15
-[ $tiny = 1 ] && { pk=6; tl=3; }
+if [ $tiny = 1 ]; then
+  pk_s=4; pk_mb=60; tl_s=2; tl_mb=10; app_s=0.2; app_mb=1
+else
+  pk_s=20; pk_mb=1200; tl_s=12; tl_mb=200; app_s=1; app_mb=10
+fi
 docker=${STRATA_DOCKER:-/usr/bin/docker}
 export DOCKER_BUILDKIT=1
-export DOCKER_HOST=${DOCKER_HOST:-${STRATA_DOCKER_HOST:-unix:///run/strata-docker.sock}}
+strata_host=${DOCKER_HOST:-${STRATA_DOCKER_HOST:-unix:///run/strata-docker.sock}}
+mono_host=${MONO_DOCKER_HOST:-$strata_host}
 strata=${STRATA_BIN:-$root/target/release/strata}
 [ -x "$strata" ] || { (cd "$root" && cargo build --release -q -p strata); }
-"$docker" version >/dev/null || { echo "no Docker engine at $DOCKER_HOST (scripts/start-dockerd.sh)" >&2; exit 1; }
+for h in "$strata_host" "$mono_host"; do
+  DOCKER_HOST=$h "$docker" version >/dev/null || { echo "no Docker engine at $h (scripts/start-dockerd.sh)" >&2; exit 1; }
+done
+[ "$strata_host" = "$mono_host" ] && echo "warning: one dockerd for both builds: they share BuildKit's cache (set MONO_DOCKER_HOST)" >&2
 
+logs=${logs:-$(mktemp -d /tmp/strata-bench-layered-logs.XXXXXX)}
+mkdir -p "$logs"
 work=$(mktemp -d /tmp/strata-bench-layered.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$work/registry.yml" <<YML
@@ -44,7 +69,7 @@ log: {level: error}
 storage: {filesystem: {rootdirectory: $work/registry}, delete: {enabled: true}}
 http: {addr: 127.0.0.1:$port}
 YML
-/usr/bin/docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+/usr/bin/docker-registry serve "$work/registry.yml" >"$logs/registry.log" 2>&1 &
 regpid=$!
 cleanup() { kill $regpid 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -53,35 +78,48 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break;
 p=$work/project
 cp -r "$root/examples/layered" "$p"
 cp /bin/busybox "$p/base/busybox"
-sed -i "s/PACKAGES_SECONDS=20/PACKAGES_SECONDS=$pk/" "$p/Dockerfile.base" "$p/Dockerfile.monolithic"
-sed -i "s/TOOLING_SECONDS=10/TOOLING_SECONDS=$tl/" "$p/Dockerfile.tooling" "$p/Dockerfile.monolithic"
+mkdir -p "$p/app/assets"
+head -c $((app_mb * 1048576)) /dev/urandom > "$p/app/assets/bundle.bin"
+sed -i -e "s/^ARG PACKAGES_SECONDS=.*/ARG PACKAGES_SECONDS=$pk_s/" -e "s/^ARG PACKAGES_MB=.*/ARG PACKAGES_MB=$pk_mb/" \
+  -e "s/^ARG TOOLING_SECONDS=.*/ARG TOOLING_SECONDS=$tl_s/" -e "s/^ARG TOOLING_MB=.*/ARG TOOLING_MB=$tl_mb/" \
+  -e "s/^ARG APP_SECONDS=.*/ARG APP_SECONDS=$app_s/" "$p"/Dockerfile*
 sed -i "s|^registry = .*|registry = \"127.0.0.1:$port/layered\"|" "$p/strata.toml"
 cd "$p"
 git init -q -b main
 g() { git -c user.name=bench -c user.email=bench@example.invalid "$@"; }
 g add -A; g commit -qm initial
 
-clean_all() {
-  "$docker" builder prune -af >/dev/null
-  # only this benchmark's images (the engine may be shared with other tests)
-  "$docker" images --format '{{.Repository}}:{{.Tag}}' \
-    | grep -E "^(strata-local/(base|tooling|app):|strata-bench/|127\.0\.0\.1:$port/)" \
-    | xargs -r "$docker" rmi -f >/dev/null 2>&1 || true
+dk() { local h=$1; shift; DOCKER_HOST=$h "$docker" "$@"; }
+# A fresh runner: no builder cache (DOCKER_BUILDKIT=0: Debian's client without buildx refuses
+# `builder prune` under DOCKER_BUILDKIT=1) and none of this bench's images, tagged or not.
+clean() {
+  local h=$1
+  DOCKER_BUILDKIT=0 dk "$h" builder prune -af >/dev/null
+  { dk "$h" images --format '{{.Repository}}:{{.Tag}}' \
+      | grep -E "^(strata-local/(base|tooling|app):|strata-bench/|127\.0\.0\.1:$port/)" || true
+    dk "$h" images -q --no-trunc --filter label=dev.strata.input-key
+  } | sort -u | xargs -r env DOCKER_HOST="$h" "$docker" rmi -f >/dev/null 2>&1 || true
+  if dk "$h" images -q --filter label=dev.strata.input-key | grep -q .; then
+    echo "clean: strata images left on $h" >&2; exit 1
+  fi
 }
-secs() { local s=$(date +%s.%N); "$@" >"$work/last.log" 2>&1 || { cat "$work/last.log" >&2; exit 1; }; echo "$(date +%s.%N) - $s" | bc; }
-mono() { secs "$docker" build --network=host -q -f Dockerfile.monolithic -t strata-bench/mono:latest .; }
-layered() { secs "$strata" build --base HEAD~1; }
-# Unmeasured: both caches warm for the current commit, and its images pushed (so a cold
-# runner can find unchanged images by key, as CI would after the previous pipeline).
+step=0
+# secs LOG CMD...: runs CMD with output to LOG, prints the wall time in seconds.
+secs() {
+  local log=$1; shift
+  local s; s=$(date +%s.%N)
+  "$@" >"$log" 2>&1 || { tail -40 "$log" >&2; echo "failed: $* (log $log)" >&2; exit 1; }
+  echo "$(date +%s.%N) - $s" | bc
+}
+mono_build() { dk "$mono_host" build --progress=plain --network=host -f Dockerfile.monolithic -t strata-bench/mono:latest .; }
+strata_build() { DOCKER_HOST=$strata_host "$strata" build --base HEAD~1 --json; }
+# Unmeasured: both engines warm for the current commit, and its images pushed (so a cold
+# runner finds unchanged images by key, as CI would after the previous pipeline).
 warmup() {
-  "$strata" build --all --push >"$work/warmup.log" 2>&1 || { cat "$work/warmup.log" >&2; exit 1; }
-  "$docker" build --network=host -q -f Dockerfile.monolithic -t strata-bench/mono:latest . >/dev/null
+  DOCKER_HOST=$strata_host "$strata" build --all --push >"$logs/warmup-$step.log" 2>&1 \
+    || { tail -40 "$logs/warmup-$step.log" >&2; exit 1; }
+  mono_build >"$logs/warmup-mono-$step.log" 2>&1 || { tail -40 "$logs/warmup-mono-$step.log" >&2; exit 1; }
 }
-
-echo "setup: registry 127.0.0.1:$port, PACKAGES_SECONDS=$pk TOOLING_SECONDS=$tl" >&2
-clean_all
-
-declare -A T
 n=0
 change() {
   n=$((n+1))
@@ -92,34 +130,69 @@ change() {
   esac
   g commit -qam "$1 change $n"
 }
-for kind in app tooling base; do
-  warmup
-  change $kind
-  T[$kind,warm,mono]=$(mono)
-  T[$kind,warm,strata]=$(layered)
-  echo "$kind warm: monolithic ${T[$kind,warm,mono]}s, strata ${T[$kind,warm,strata]}s" >&2
-  warmup
-  change $kind
-  clean_all; T[$kind,cold,mono]=$(mono)
-  clean_all; T[$kind,cold,strata]=$(layered)
-  echo "$kind cold: monolithic ${T[$kind,cold,mono]}s, strata ${T[$kind,cold,strata]}s" >&2
-done
+# check KIND LOG: the strata record (last line of LOG, --json) built exactly what KIND affects.
+check() {
+  local want
+  case $1 in app) want="app" ;; tooling) want="app tooling" ;; base) want="app base tooling" ;; esac
+  local got
+  got=$(tail -1 "$2" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(" ".join(sorted(n for n,i in r["images"].items() if i["status"]=="built")))')
+  [ "$got" = "$want" ] || { echo "bench bug or strata bug: a $1 change built [$got], expected [$want] (log $2)" >&2; exit 1; }
+}
+# checkmono CACHE LOG: a cold monolithic build re-ran everything.
+checkmono() {
+  if [ "$1" = cold ] && grep -q ' CACHED$' "$2"; then
+    echo "bench bug: a cold monolithic build used cached steps (log $2)" >&2; exit 1
+  fi
+}
 
-r() { printf '%.1f' "$1"; }
-ratio() { echo "scale=1; $1 / $2" | bc; }
-{
-  echo "| change (share) | cache | monolithic | strata layered | speed-up |"
-  echo "|---|---|---:|---:|---:|"
-  for kind in app tooling base; do
-    share=$(case $kind in app) echo 70%;; tooling) echo 20%;; base) echo 10%;; esac)
+echo "setup: registry 127.0.0.1:$port; base ${pk_s}s+${pk_mb}MiB, tooling ${tl_s}s+${tl_mb}MiB, app ${app_s}s+${app_mb}MiB; strata $strata_host, monolithic $mono_host; logs $logs" >&2
+clean "$strata_host"; clean "$mono_host"
+echo "rep,kind,cache,monolithic_s,strata_s,load1_before" > "$logs/times.csv"
+for rep in $(seq "$reps"); do
+  for kind in $cases; do
     for c in warm cold; do
-      echo "| $kind ($share) | $c | $(r ${T[$kind,$c,mono]}) s | $(r ${T[$kind,$c,strata]}) s | $(ratio ${T[$kind,$c,mono]} ${T[$kind,$c,strata]})× |"
+      step=$((step+1))
+      warmup
+      change "$kind"
+      load=$(cut -d' ' -f1 /proc/loadavg)
+      [ $c = cold ] && clean "$mono_host"
+      tm=$(secs "$logs/$step-$kind-$c-mono.log" mono_build)
+      checkmono "$c" "$logs/$step-$kind-$c-mono.log"
+      [ $c = cold ] && clean "$strata_host"
+      ts=$(secs "$logs/$step-$kind-$c-strata.log" strata_build)
+      check "$kind" "$logs/$step-$kind-$c-strata.log"
+      echo "$rep,$kind,$c,$tm,$ts,$load" >> "$logs/times.csv"
+      echo "rep $rep $kind $c: monolithic ${tm}s, strata ${ts}s (load $load)" >&2
     done
   done
-  echo
-  for c in warm cold; do
-    m=$(echo "0.7*${T[app,$c,mono]} + 0.2*${T[tooling,$c,mono]} + 0.1*${T[base,$c,mono]}" | bc -l)
-    s=$(echo "0.7*${T[app,$c,strata]} + 0.2*${T[tooling,$c,strata]} + 0.1*${T[base,$c,strata]}" | bc -l)
-    echo "- $c builder cache, 70/20/10 mix: monolithic $(r $m) s, strata $(r $s) s per change; weighted saving $(echo "scale=1; 100*(1 - $s/$m)" | bc)%"
-  done
-} | if [ -n "$out" ]; then tee "$out"; else cat; fi
+done
+
+python3 - "$logs/times.csv" <<'PY' | if [ -n "$out" ]; then tee "$out"; else cat; fi
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+share = {"app": 0.7, "tooling": 0.2, "base": 0.1}
+t = {}
+for r in rows:
+    t.setdefault((r["kind"], r["cache"]), []).append((float(r["monolithic_s"]), float(r["strata_s"])))
+reps = max(len(v) for v in t.values())
+print(f"| change (share) | cache | monolithic min / median | strata min / median | speed-up (medians) |")
+print("|---|---|---:|---:|---:|")
+med = {}
+for kind in ("app", "tooling", "base"):
+    for c in ("warm", "cold"):
+        if (kind, c) not in t:
+            continue
+        m = [x[0] for x in t[kind, c]]; s = [x[1] for x in t[kind, c]]
+        med[kind, c] = (statistics.median(m), statistics.median(s))
+        print(f"| {kind} ({share[kind]:.0%}) | {c} | {min(m):.1f} / {med[kind, c][0]:.1f} s | "
+              f"{min(s):.1f} / {med[kind, c][1]:.1f} s | {med[kind, c][0] / med[kind, c][1]:.1f}× |")
+print()
+for c in ("warm", "cold"):
+    if all((k, c) in med for k in share):
+        m = sum(share[k] * med[k, c][0] for k in share)
+        s = sum(share[k] * med[k, c][1] for k in share)
+        print(f"- {c} builder cache, 70/20/10 mix (medians): monolithic {m:.1f} s, strata {s:.1f} s "
+              f"per change; weighted saving {100 * (1 - s / m):.0f}%")
+print(f"- {reps} rep(s); raw timings with load averages: times.csv in the logs directory")
+PY
+echo "logs: $logs" >&2

@@ -18,7 +18,7 @@ use strata_registry::client::{Registry, RepoRef};
 
 use crate::LayersError;
 use crate::config::Config;
-use crate::engine::{BuildRequest, Engine};
+use crate::engine::{BuildRequest, Engine, ImageInfo};
 use crate::keys::{DockerfileKeys, IMAGE_LABEL, KEY_LABEL, input_keys, short};
 pub use crate::order::Selection;
 use crate::order::{RunPlan, plan_run, ready};
@@ -45,6 +45,19 @@ pub struct BuildOptions<'a> {
     pub records_dir: Option<PathBuf>,
     /// Receives log lines (`[image] …`) and progress messages.
     pub log: &'a (dyn Fn(&str) + Sync),
+    /// Receives each image's state changes (for a progress view), if set.
+    pub events: Option<&'a (dyn Fn(Event<'_>) + Sync)>,
+}
+
+/// A change in the state of a run's images, for progress views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// The images of the run, parents first; all are queued.
+    Planned(&'a [String]),
+    /// An image's step started (reuse or build).
+    Started(&'a str),
+    /// An image's step ended with this status (`built`, `reused`, `failed`).
+    Finished(&'a str, &'a str),
 }
 
 /// The repository part of a reference (`host/repo:tag` → `host/repo`).
@@ -119,12 +132,33 @@ pub fn run(config: &Config, opts: &BuildOptions<'_>) -> Result<Record, LayersErr
         log("nothing to build");
         return finish(record, started, opts);
     }
-    opts.engine.check().map_err(LayersError::Work)?;
     log(&format!(
         "computing input keys for {}",
         plan.images.join(", ")
     ));
-    let keys = input_keys(config, &plan.images, opts.keys).map_err(LayersError::Work)?;
+    // The engine's local images by key while the keys are computed (one listing and one
+    // inspection for the whole run, instead of a lookup per image).
+    let (keys, local) = std::thread::scope(|s| {
+        let local = s.spawn(|| opts.engine.local_keys());
+        let keys = input_keys(config, &plan.images, opts.keys);
+        (keys, local.join())
+    });
+    let keys = keys.map_err(LayersError::Work)?;
+    let local = match local {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => {
+            opts.engine.check().map_err(LayersError::Work)?;
+            return Err(LayersError::Work(e));
+        }
+        Err(_) => return Err(LayersError::Work("engine lookup panicked".into())),
+    };
+    let sources = resolve(config, opts, &plan, &keys, &tags, local);
+    let event = |e: Event<'_>| {
+        if let Some(f) = opts.events {
+            f(e)
+        }
+    };
+    event(Event::Planned(&plan.images));
 
     let (tx, rx) = mpsc::channel::<Done>();
     let mut started_set: BTreeSet<String> = BTreeSet::new();
@@ -149,15 +183,12 @@ pub fn run(config: &Config, opts: &BuildOptions<'_>) -> Result<Record, LayersErr
                     let key = keys[&name].clone();
                     let requested = plan.requested.contains(&name);
                     let tx = tx.clone();
-                    let mut repos: Vec<String> = tags[&name]
-                        .iter()
-                        .map(|t| repository(t).to_string())
-                        .collect();
-                    repos.dedup();
+                    let source = sources[&name].clone();
+                    event(Event::Started(&name));
                     scope.spawn(move || {
                         let t0 = now_ms();
                         let (rec, local_ref) =
-                            one_image(config, opts, &name, &key, parent_ref, &repos, requested);
+                            one_image(config, opts, &name, &key, parent_ref, source, requested);
                         let mut rec = rec;
                         rec.start_ms = t0.saturating_sub(started_ms);
                         rec.end_ms = now_ms().saturating_sub(started_ms);
@@ -175,6 +206,7 @@ pub fn run(config: &Config, opts: &BuildOptions<'_>) -> Result<Record, LayersErr
             }
             let Ok(done) = rx.recv() else { break };
             in_flight -= 1;
+            event(Event::Finished(&done.name, &done.record.status));
             if done.record.status == "failed" {
                 failed = true;
                 log(&format!(
@@ -279,6 +311,106 @@ fn finish(
     Ok(record)
 }
 
+/// Where an image of a run comes from, decided before anything runs.
+#[derive(Debug, Clone)]
+enum Source {
+    /// A local image with the key.
+    Local(ImageInfo),
+    /// The registry's key tag (`repo:sk-<key>`), its manifest digest, and whether it must be
+    /// pulled (a requested image, or the parent of an image that is built); otherwise its
+    /// layers would come with its child's pull anyway.
+    Registry {
+        reference: String,
+        digest: String,
+        pull: bool,
+    },
+    /// Nothing has the key: build it.
+    Build,
+}
+
+/// Decides each image's [`Source`]: the local images by key (from one engine query), else
+/// the registry's key tags (all lookups at once), else build. A registry image is pulled
+/// only when it is requested or an image built in this run is built from it.
+fn resolve(
+    config: &Config,
+    opts: &BuildOptions<'_>,
+    plan: &RunPlan,
+    keys: &BTreeMap<String, String>,
+    tags: &BTreeMap<String, Vec<String>>,
+    mut local: BTreeMap<String, ImageInfo>,
+) -> BTreeMap<String, Source> {
+    let log = opts.log;
+    let mut found: BTreeMap<String, (String, String)> = BTreeMap::new();
+    if opts.registry_lookup {
+        let missing: Vec<&String> = plan
+            .images
+            .iter()
+            .filter(|n| !local.contains_key(&keys[*n]))
+            .collect();
+        let results: Vec<(String, Option<(String, String)>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = missing
+                .iter()
+                .map(|n| {
+                    let n = (*n).clone();
+                    let key = keys[&n].clone();
+                    let mut repos: Vec<String> =
+                        tags[&n].iter().map(|t| repository(t).to_string()).collect();
+                    repos.dedup();
+                    s.spawn(move || {
+                        for repo in &repos {
+                            let Some(reg) = registry_for(repo) else {
+                                continue;
+                            };
+                            match reg.head_manifest(&format!("sk-{}", short(&key))) {
+                                Ok(Some(d)) => {
+                                    return (n, Some((key_tag(repo, &key), d)));
+                                }
+                                Ok(None) => {}
+                                Err(e) => log(&format!(
+                                    "[{n}] warning: registry lookup in {repo} failed: {e}"
+                                )),
+                            }
+                        }
+                        (n, None)
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        for (n, f) in results {
+            if let Some(f) = f {
+                found.insert(n, f);
+            }
+        }
+    }
+    let mut sources: BTreeMap<String, Source> = BTreeMap::new();
+    for n in &plan.images {
+        let s = if let Some(info) = local.remove(&keys[n]) {
+            Source::Local(info)
+        } else if let Some((reference, digest)) = found.remove(n) {
+            Source::Registry {
+                reference,
+                digest,
+                pull: true,
+            }
+        } else {
+            Source::Build
+        };
+        sources.insert(n.clone(), s);
+    }
+    for n in &plan.images {
+        let built_child = plan.images.iter().any(|c| {
+            config.images[c].from.as_deref() == Some(n.as_str())
+                && matches!(sources[c], Source::Build)
+        });
+        let needed = plan.requested.contains(n) || built_child;
+        if let Some(Source::Registry { pull, .. }) = sources.get_mut(n) {
+            *pull = needed;
+        }
+    }
+    sources
+}
+
 /// Reuses or builds one image; returns its record and local reference.
 fn one_image(
     config: &Config,
@@ -286,7 +418,7 @@ fn one_image(
     name: &str,
     key: &str,
     parent_ref: Option<String>,
-    repos: &[String],
+    source: Source,
     requested: bool,
 ) -> (ImageRecord, String) {
     let image = &config.images[name];
@@ -298,51 +430,54 @@ fn one_image(
         ..ImageRecord::default()
     };
     let log = opts.log;
-    // 1. A local image with the key.
-    match engine.find_by_key(key) {
-        Ok(Some(id)) => {
-            if let Err(e) = engine.tag(&id, &local_ref) {
+    let mut known: Option<ImageInfo> = None;
+    match source {
+        Source::Local(info) => {
+            if let Err(e) = engine.tag(&info.id, &local_ref) {
                 rec.status = "failed".into();
                 rec.error = Some(e);
                 return (rec, local_ref);
             }
             log(&format!(
                 "[{name}] reusing local image {} (input key {})",
-                &id[..id.len().min(19)],
+                &info.id[..info.id.len().min(19)],
                 short(key)
             ));
             rec.status = "reused".into();
             rec.reused_from = Some("local".into());
+            known = Some(info);
         }
-        Ok(None) => {}
-        Err(e) => log(&format!("[{name}] warning: local key lookup failed: {e}")),
-    }
-    // 2. The registry's key tag.
-    if rec.status.is_empty() && opts.registry_lookup {
-        for repo in repos {
-            let Some(reg) = registry_for(repo) else {
-                continue;
-            };
-            let tag = format!("sk-{}", short(key));
-            match reg.head_manifest(&tag) {
-                Ok(Some(_)) => {
-                    let kt = key_tag(repo, key);
-                    log(&format!("[{name}] reusing {kt} from the registry"));
-                    match engine.pull(&kt).and_then(|_| engine.tag(&kt, &local_ref)) {
-                        Ok(()) => {
-                            rec.status = "reused".into();
-                            rec.reused_from = Some("registry".into());
-                            break;
-                        }
-                        Err(e) => log(&format!("[{name}] warning: pulling {kt} failed: {e}")),
+        Source::Registry {
+            reference,
+            digest,
+            pull,
+        } => {
+            if pull {
+                log(&format!("[{name}] reusing {reference} from the registry"));
+                match engine
+                    .pull(&reference)
+                    .and_then(|_| engine.tag(&reference, &local_ref))
+                {
+                    Ok(()) => {
+                        rec.status = "reused".into();
+                        rec.reused_from = Some("registry".into());
                     }
+                    Err(e) => log(&format!(
+                        "[{name}] warning: pulling {reference} failed: {e}"
+                    )),
                 }
-                Ok(None) => {}
-                Err(e) => log(&format!(
-                    "[{name}] warning: registry lookup in {repo} failed: {e}"
-                )),
+            } else {
+                // Nothing in this run is built from it: no need to pull it.
+                log(&format!(
+                    "[{name}] reusing {reference} in the registry (not pulled: nothing here is built from it)"
+                ));
+                rec.status = "reused".into();
+                rec.reused_from = Some("registry".into());
+                rec.digest = Some(digest);
+                return (rec, reference);
             }
         }
+        Source::Build => {}
     }
     // 3. Build.
     if rec.status.is_empty() {
@@ -377,7 +512,11 @@ fn one_image(
         }
         rec.status = "built".into();
     }
-    match engine.inspect(&local_ref) {
+    let info = match known {
+        Some(info) => Ok(info),
+        None => engine.inspect(&local_ref),
+    };
+    match info {
         Ok(info) => {
             rec.digest = Some(info.id.clone());
             rec.image_id = Some(info.id);

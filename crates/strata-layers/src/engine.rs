@@ -254,6 +254,46 @@ impl Engine {
         Ok(None)
     }
 
+    /// Every local image carrying an input key label, by key, in two engine calls (one
+    /// listing, one inspection of all of them; buildah inspects one image per call). Where
+    /// several images carry a key, the first listed (the newest) wins.
+    pub fn local_keys(&self) -> Result<BTreeMap<String, ImageInfo>, String> {
+        let filter = format!("label={}", crate::keys::KEY_LABEL);
+        let out = self.run(&["images", "-q", "--no-trunc", "--filter", &filter])?;
+        let mut ids: Vec<&str> = Vec::new();
+        for id in out.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        let mut infos = Vec::new();
+        match self.kind {
+            _ if ids.is_empty() => {}
+            EngineKind::Buildah => {
+                for id in &ids {
+                    infos.push(self.inspect(id)?);
+                }
+            }
+            _ => {
+                let mut args = vec!["image", "inspect"];
+                args.extend(ids.iter().copied());
+                let text = self.run(&args)?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| format!("image inspect: {e}"))?;
+                for one in v.as_array().into_iter().flatten() {
+                    infos.push(self.parse_inspect(one)?);
+                }
+            }
+        }
+        let mut by_key = BTreeMap::new();
+        for info in infos {
+            if let Some(k) = info.input_key.clone() {
+                by_key.entry(k).or_insert(info);
+            }
+        }
+        Ok(by_key)
+    }
+
     /// ID, size, layers and key label of a local image.
     pub fn inspect(&self, reference: &str) -> Result<ImageInfo, String> {
         let text = match self.kind {
@@ -269,6 +309,10 @@ impl Engine {
         } else {
             v
         };
+        self.parse_inspect(&v)
+    }
+
+    fn parse_inspect(&self, v: &serde_json::Value) -> Result<ImageInfo, String> {
         let label = |v: &serde_json::Value| -> Option<String> {
             v.get(crate::keys::KEY_LABEL)?.as_str().map(str::to_string)
         };

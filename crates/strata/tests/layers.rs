@@ -324,12 +324,66 @@ fn docker_reuses_from_the_registry_on_a_clean_engine() {
             .output()
             .unwrap();
     }
+    let forget = |r: &serde_json::Value| {
+        for (name, i) in r["images"].as_object().unwrap() {
+            let key = i["input_key"].as_str().unwrap();
+            let short = &key["sha256:".len().."sha256:".len() + 24];
+            Command::new("/usr/bin/docker")
+                .env("DOCKER_HOST", &host)
+                .args(["rmi", "-f", &format!("strata-local/{name}:{short}")])
+                .args([format!("{repo}:sk-{short}")])
+                .args(
+                    i["tags"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t.as_str().unwrap()),
+                )
+                .output()
+                .unwrap();
+        }
+    };
+    let exists = |reference: &str| {
+        Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", &host)
+            .args(["image", "inspect", reference])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
     let r = record(p, &ok(&strata(p, &["build", "--all", "--json"], &env)));
     assert_eq!(
         statuses(&r),
         s(&[("app", "reused"), ("base", "reused"), ("tooling", "reused")])
     );
     assert_eq!(r["images"]["base"]["reused_from"], "registry");
+    // An app change on a fresh runner: tooling is pulled (the app is built from it), base
+    // is reused in the registry without a pull (its layers come with tooling's).
+    forget(&r);
+    write(p, "src/main.txt", "v2\n");
+    git(p, &["commit", "-qam", "app"]);
+    let out = strata(p, &["build", "--base", "HEAD~1", "--json"], &env);
+    let r = record(p, &ok(&out));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "reused"), ("tooling", "reused")])
+    );
+    assert_eq!(r["images"]["base"]["reused_from"], "registry");
+    assert_eq!(r["images"]["tooling"]["reused_from"], "registry");
+    let base_key = r["images"]["base"]["input_key"].as_str().unwrap();
+    let base_short = &base_key["sha256:".len().."sha256:".len() + 24];
+    assert!(
+        !exists(&format!("{repo}:sk-{base_short}")),
+        "base was pulled though nothing here is built from it:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        r["images"]["base"]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
 }
 
 fn daemonless(engine: &str) {

@@ -6,7 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use strata_layers::build::{BuildOptions, Selection};
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use strata_layers::build::{BuildOptions, Event, Selection};
 use strata_layers::config::EngineKind;
 use strata_layers::engine::Engine;
 use strata_layers::keys::GraphKeys;
@@ -190,7 +195,9 @@ pub fn run(args: BuildArgs) -> CmdResult {
     let keys = GraphKeys {
         cache_dir: Some(strata_store::default_root()),
     };
-    let log = |l: &str| eprintln!("{l}");
+    let board = Board::new(std::io::stderr().is_terminal());
+    let log = |l: &str| board.line(l);
+    let events = |e: Event<'_>| board.event(e);
     let opts = BuildOptions {
         selection,
         engine,
@@ -201,8 +208,14 @@ pub fn run(args: BuildArgs) -> CmdResult {
         keys: &keys,
         records_dir: Some(records_dir),
         log: &log,
+        events: board
+            .bars
+            .is_some()
+            .then_some(&events as &(dyn Fn(Event<'_>) + Sync)),
     };
-    let record = strata_layers::build::run(&config, &opts).map_err(failure)?;
+    let record = strata_layers::build::run(&config, &opts);
+    board.finish();
+    let record = record.map_err(failure)?;
     if args.json {
         println!("{}", serde_json::to_string(&record).map_err(work)?);
     } else {
@@ -241,5 +254,101 @@ pub fn run(args: BuildArgs) -> CmdResult {
                 .collect::<Vec<_>>()
                 .join("; ")
         )))
+    }
+}
+
+/// The progress view: on a terminal, one line per image of the run (queued, running with
+/// its elapsed time and latest log line, or its outcome) below the scrolling prefixed log;
+/// otherwise only the prefixed log lines.
+struct Board {
+    /// The bars by image name, on a terminal.
+    bars: Option<(MultiProgress, Mutex<Bars>)>,
+}
+
+/// One bar per image of the run, in run order.
+type Bars = Vec<(String, ProgressBar)>;
+
+impl Board {
+    fn new(tty: bool) -> Board {
+        Board {
+            bars: tty.then(|| {
+                (
+                    MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                    Mutex::new(Vec::new()),
+                )
+            }),
+        }
+    }
+
+    fn style(template: &str) -> ProgressStyle {
+        ProgressStyle::with_template(template).expect("the template is valid")
+    }
+
+    fn bar(&self, name: &str) -> Option<ProgressBar> {
+        let (_, bars) = self.bars.as_ref()?;
+        let bars = bars.lock().unwrap_or_else(|e| e.into_inner());
+        bars.iter().find(|(n, _)| n == name).map(|(_, b)| b.clone())
+    }
+
+    /// A log line: printed above the bars on a terminal (and shown as the image's latest
+    /// line), on stderr otherwise.
+    fn line(&self, l: &str) {
+        let Some((multi, _)) = &self.bars else {
+            eprintln!("{l}");
+            return;
+        };
+        if let Some(rest) = l.strip_prefix('[')
+            && let Some((name, text)) = rest.split_once("] ")
+            && let Some(bar) = self.bar(name)
+        {
+            bar.set_message(text.chars().take(100).collect::<String>());
+        }
+        let _ = multi.println(l);
+    }
+
+    fn event(&self, e: Event<'_>) {
+        let Some((multi, bars)) = &self.bars else {
+            return;
+        };
+        match e {
+            Event::Planned(names) => {
+                let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
+                let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
+                for n in names {
+                    let bar = multi.add(ProgressBar::new_spinner());
+                    bar.set_style(Self::style("  {prefix}  queued"));
+                    bar.set_prefix(format!("{n:width$}"));
+                    bar.tick();
+                    bars.push((n.clone(), bar));
+                }
+            }
+            Event::Started(name) => {
+                if let Some(bar) = self.bar(name) {
+                    bar.set_style(Self::style(
+                        "{spinner} {prefix}  running {elapsed:>4}  {wide_msg}",
+                    ));
+                    bar.reset_elapsed();
+                    bar.enable_steady_tick(Duration::from_millis(200));
+                }
+            }
+            Event::Finished(name, status) => {
+                if let Some(bar) = self.bar(name) {
+                    let secs = bar.elapsed().as_secs_f64();
+                    bar.set_style(Self::style("  {prefix}  {msg}"));
+                    bar.finish_with_message(format!("{status} in {secs:.1}s"));
+                }
+            }
+        }
+    }
+
+    /// Leaves the final state of the bars on the terminal.
+    fn finish(&self) {
+        if let Some((_, bars)) = &self.bars {
+            for (_, bar) in bars.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                if !bar.is_finished() {
+                    bar.abandon();
+                }
+            }
+        }
     }
 }
