@@ -433,7 +433,18 @@ fn one_image(
     let mut known: Option<ImageInfo> = None;
     match source {
         Source::Local(info) => {
-            if let Err(e) = engine.tag(&info.id, &local_ref) {
+            // Already tagged with its local reference when an earlier run built or pulled
+            // it here: no engine call.
+            let tagged = info
+                .tags
+                .iter()
+                .any(|t| t == &local_ref || t.strip_prefix("localhost/") == Some(&local_ref));
+            let tag = if tagged {
+                Ok(())
+            } else {
+                engine.tag(&info.id, &local_ref)
+            };
+            if let Err(e) = tag {
                 rec.status = "failed".into();
                 rec.error = Some(e);
                 return (rec, local_ref);

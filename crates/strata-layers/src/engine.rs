@@ -62,6 +62,8 @@ pub struct ImageInfo {
     pub layers: usize,
     /// The input key label, if any.
     pub input_key: Option<String>,
+    /// The image's tags (`RepoTags`, or buildah/podman's names), when the engine says.
+    pub tags: Vec<String>,
 }
 
 impl Engine {
@@ -341,6 +343,7 @@ impl Engine {
                     size,
                     layers,
                     input_key,
+                    tags: Vec::new(),
                 })
             }
             _ => {
@@ -353,6 +356,16 @@ impl Engine {
                         .and_then(|x| x.as_array())
                         .map_or(0, |a| a.len()),
                     input_key: v.pointer("/Config/Labels").and_then(label),
+                    tags: v
+                        .get("RepoTags")
+                        .and_then(|x| x.as_array())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|t| t.as_str())
+                                .map(|t| t.strip_prefix("docker.io/").unwrap_or(t).to_string())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 })
             }
         }
