@@ -245,7 +245,7 @@ pub fn assemble(
                         context_files: st
                             .inputs
                             .iter()
-                            .filter(|(n, _)| n.starts_with("file:"))
+                            .filter(|(n, v)| n.starts_with("file:") && v != "dir")
                             .count(),
                     })
                     .collect()
