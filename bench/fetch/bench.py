@@ -9,49 +9,21 @@ import argparse
 import hashlib
 import json
 import os
-import random
-import statistics
 import sys
 
-CHUNK = 1 << 20
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(CHUNK)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
-
-
-def load_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def write_random(path, size, h=None):
-    """Writes `size` random bytes to `path` (atomically), feeding them to `h` if given."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        left = size
-        while left:
-            b = os.urandom(min(left, 16 * CHUNK))
-            if h is not None:
-                h.update(b)
-            f.write(b)
-            left -= len(b)
-    os.replace(tmp, path)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from benchlib import (  # noqa: E402  (shared with the other benchmarks)
+    judge,
+    load_json,
+    report_problems,
+    stats_line,
+    stats_problems,
+    summarize,
+    verify_expected,
+    write_json,
+    write_random,
+)
+import benchlib  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------
@@ -59,33 +31,7 @@ def write_random(path, size, h=None):
 
 
 def cmd_gen(a):
-    params = {"count": a.count, "mean_size": a.mean_size, "spread": a.spread, "seed": a.seed}
-    manifest_path = os.path.join(a.dir, "manifest.json")
-    files_dir = os.path.join(a.dir, "files")
-    try:
-        old = load_json(manifest_path)
-        if old["params"] == params and all(
-            os.path.getsize(os.path.join(files_dir, f["name"])) == f["size"] for f in old["files"]
-        ):
-            total = sum(f["size"] for f in old["files"])
-            print(f"reusing {len(old['files'])} artifacts ({total / 1e6:.1f} MB) in {a.dir}")
-            return 0
-    except (OSError, ValueError, KeyError):
-        pass
-    os.makedirs(files_dir, exist_ok=True)
-    rng = random.Random(a.seed)
-    lo = max(1, int(a.mean_size * (1 - a.spread)))
-    hi = int(a.mean_size * (1 + a.spread))
-    files = []
-    for i in range(a.count):
-        name = f"bench-{i:04d}.bin"
-        size = rng.randint(lo, hi)
-        h = hashlib.sha256()
-        write_random(os.path.join(files_dir, name), size, h)
-        files.append({"name": name, "size": size, "sha256": h.hexdigest()})
-    write_json(manifest_path, {"params": params, "files": files})
-    total = sum(f["size"] for f in files)
-    print(f"generated {len(files)} artifacts ({total / 1e6:.1f} MB) in {a.dir}")
+    benchlib.gen_artifacts(a.dir, a.count, a.mean_size, a.spread, a.seed)
     return 0
 
 
@@ -169,22 +115,7 @@ def cmd_lock(a):
 
 def cmd_verify(a):
     expected = load_json(a.expected)
-    bad = []
-    for rel, digest in sorted(expected.items()):
-        path = os.path.join(a.dir, rel)
-        try:
-            actual = sha256_file(path)
-        except OSError as e:
-            bad.append(f"{path}: {e.strerror}")
-            continue
-        if actual != digest:
-            bad.append(f"{path}: sha256 {actual}, expected {digest}")
-    if bad:
-        print(f"verify: {len(bad)} of {len(expected)} files wrong in {a.dir}:", file=sys.stderr)
-        for b in bad[:10]:
-            print(f"  {b}", file=sys.stderr)
-        return 1
-    return 0
+    return report_problems(f"verify: files in {a.dir}", verify_expected(expected, a.dir), len(expected))
 
 
 # ---------------------------------------------------------------------------------------
@@ -194,25 +125,10 @@ def cmd_verify(a):
 def cmd_check_stats(a):
     stats = load_json(a.stats)
     paths = load_json(a.url_paths)
-    problems = []
-    if a.each is not None:
-        for p in paths:
-            got = stats.get("paths", {}).get(p, {}).get("get", 0)
-            if got != a.each:
-                problems.append(f"{p} requested {got} times, expected {a.each}")
-        want_total = a.each * len(paths)
-        if stats["total_requests"] != want_total:
-            problems.append(f"{stats['total_requests']} requests in all, expected {want_total}")
-    if problems:
-        print(f"check-stats ({a.label}): upstream counters are wrong:", file=sys.stderr)
-        for p in problems[:10]:
-            print(f"  {p}", file=sys.stderr)
+    problems = [] if a.each is None else stats_problems(stats, paths, a.each)
+    if report_problems(f"check-stats ({a.label}): upstream counters", problems):
         return 1
-    print(
-        f"requests={stats['total_requests']} connections={stats['connections']} "
-        f"max_conc_conn={stats['max_concurrent_connections']} "
-        f"max_conc_req={stats['max_concurrent_requests']} bytes={stats['bytes_sent']}"
-    )
+    print(stats_line(stats))
     return 0
 
 
@@ -267,24 +183,6 @@ RATIOS = [
 ]
 
 RSS_TARGET_BYTES = 64 * 1000 * 1000  # "64 MB", read strictly (decimal)
-
-
-def summarize(values):
-    v = sorted(values)
-    return {
-        "n": len(v),
-        "min": v[0],
-        "median": statistics.median(v),
-        "max": v[-1],
-        "mean": statistics.fmean(v),
-        "values": values,
-    }
-
-
-def judge(met, tiny):
-    if tiny:
-        return "not judged (tiny)"
-    return "met" if met else "MISSED"
 
 
 def cmd_report(a):

@@ -33,6 +33,8 @@ export LC_ALL=C
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 BENCH_PY="$here/bench.py"
+# shellcheck source=../lib/common.sh
+source "$repo/bench/lib/common.sh"
 
 tiny=${STRATA_BENCH_TINY:-0}
 reps=${STRATA_BENCH_REPS:-}
@@ -47,8 +49,6 @@ bin_dir=${STRATA_BENCH_BIN_DIR:-$repo/target/release}
 latency_ms=50
 rate=20MB
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
-need_arg() { [[ $# -ge 2 && -n $2 ]] || { echo "run.sh: $1 needs a value" >&2; exit 2; }; }
 while [[ $# -gt 0 ]]; do
     case $1 in
         --tiny) tiny=1 ;;
@@ -80,12 +80,7 @@ fi
 [[ $no_big == 1 ]] && big_reps=0
 
 # --- tools -------------------------------------------------------------------------------
-STRATA=$bin_dir/strata
-UPSTREAM=$bin_dir/strata-upstream
-if [[ ! -x $STRATA || ! -x $UPSTREAM ]]; then
-    echo "building strata and strata-upstream (release)..."
-    (cd "$repo" && cargo build --release -p strata -p strata-upstream)
-fi
+bench_tools "$bin_dir"
 TIME=/usr/bin/time
 if [[ ! -x $TIME ]]; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
@@ -112,36 +107,6 @@ if [[ $big_reps -gt 0 ]]; then
 fi
 
 # --- upstreams ---------------------------------------------------------------------------
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start_upstream NAME ROOT [ARGS...]: starts one, sets $port.
-start_upstream() {
-    local name=$1 root=$2
-    shift 2
-    local port_file=$run/$name.port
-    "$UPSTREAM" --root "$root" --addr 127.0.0.1:0 --port-file "$port_file" "$@" \
-        >"$run/$name.log" 2>&1 &
-    local pid=$!
-    pids+=("$pid")
-    local i
-    for ((i = 0; i < 200; i++)); do
-        [[ -s $port_file ]] && break
-        kill -0 "$pid" 2>/dev/null || { echo "run.sh: $name upstream died:" >&2; cat "$run/$name.log" >&2; exit 1; }
-        sleep 0.05
-    done
-    [[ -s $port_file ]] || { echo "run.sh: $name upstream wrote no port file in 10 s" >&2; exit 1; }
-    port=$(<"$port_file")
-}
-
 # URLs are $base/files/<name>: the upstream serves the data dir.
 start_upstream upstream "$data" --latency-ms "$latency_ms" --rate "$rate"
 base=http://127.0.0.1:$port
@@ -150,27 +115,12 @@ mix_arg=()
 read -ra lockfiles < <(python3 "$BENCH_PY" lock --manifest "$data/manifest.json" --base-url "$base" \
     --out "$run/lock" "${mix_arg[@]}")
 
-upstream_reset() { curl -fsS -X POST "$1/_upstream/reset" >/dev/null; }
-upstream_stats() { curl -fsS "$1/_upstream/stats" >"$2"; }
-
 # --- timing ------------------------------------------------------------------------------
 times=$run/times.tsv
 : >"$times"
-t_start() { t0=$EPOCHREALTIME; }
-# t_stop VAR: seconds since t_start into VAR.
-t_stop() {
-    local t1=$EPOCHREALTIME us
-    us=$((10#${t1/./} - 10#${t0/./}))
-    printf -v "$1" '%d.%06d' $((us / 1000000)) $((us % 1000000))
-}
-record() { printf '%s\t%d\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >>"$times"; }
-settle() { sync; }
-
 jobs_args=()
 [[ -n $jobs ]] && jobs_args=(--jobs "$jobs")
 jobs_label=${jobs:-default}
-
-fail() { echo "run.sh: FAILED: $*" >&2; exit 1; }
 
 # strata_cold CASE REP [--jobs N]: one cold fetch, checked; leaves $run/cold-out and $run/cold-cache.
 strata_cold() {
