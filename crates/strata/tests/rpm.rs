@@ -343,7 +343,9 @@ fn range_reads_build_the_same_repodata_from_headers_only() {
     let out = work.path().join("lazy");
     for repo in strata_rpm::group_repos(&artifacts) {
         let (data, how) = rt
-            .block_on(strata_rpm::ensure_repodata(&fetcher, &cache, &repo, 8, &stats))
+            .block_on(strata_rpm::ensure_repodata(
+                &fetcher, &cache, &repo, 8, &stats,
+            ))
             .unwrap();
         assert_eq!(how, strata_rpm::Obtained::Generated);
         for f in &data.files {
@@ -357,7 +359,10 @@ fn range_reads_build_the_same_repodata_from_headers_only() {
     assert_eq!(stats.ranged.load(std::sync::atomic::Ordering::Relaxed), 3);
     assert!(sent * 4 < total, "{sent} of {total}: headers only");
     for a in &artifacts {
-        assert!(!store.contains(a.store_digest()), "no package was downloaded");
+        assert!(
+            !store.contains(a.store_digest()),
+            "no package was downloaded"
+        );
     }
 
     // The same lockfile fetched eagerly generates byte-identical repodata.
@@ -397,7 +402,10 @@ fn range_reads_build_the_same_repodata_from_headers_only() {
 /// Our primary metadata agrees with createrepo_c's on every package's identity.
 #[test]
 fn primary_agrees_with_createrepo_c() {
-    if !require("primary_agrees_with_createrepo_c", &["rpmbuild", "createrepo_c"]) {
+    if !require(
+        "primary_agrees_with_createrepo_c",
+        &["rpmbuild", "createrepo_c"],
+    ) {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -475,7 +483,14 @@ fn measure_repodata_generation() {
         std::fs::copy(&p, copy.join(p.file_name().unwrap())).unwrap();
     }
     time("createrepo_c (whole packages on local disk)", &mut || {
-        assert!(Command::new("createrepo_c").arg("-q").arg(&copy).status().unwrap().success());
+        assert!(
+            Command::new("createrepo_c")
+                .arg("-q")
+                .arg(&copy)
+                .status()
+                .unwrap()
+                .success()
+        );
     });
     let store = strata_store::Store::open(work.path().join("c1")).unwrap();
     let fetcher = strata_store::Fetcher::new(store.clone(), Default::default()).unwrap();
@@ -483,10 +498,15 @@ fn measure_repodata_generation() {
     let stats = strata_rpm::HeaderStats::default();
     let repos = strata_rpm::group_repos(&artifacts);
     up.reset_stats();
-    time("strata, Range reads of headers over loopback (cold)", &mut || {
-        rt.block_on(strata_rpm::ensure_repodata(&fetcher, &cache, &repos[0], 16, &stats))
+    time(
+        "strata, Range reads of headers over loopback (cold)",
+        &mut || {
+            rt.block_on(strata_rpm::ensure_repodata(
+                &fetcher, &cache, &repos[0], 16, &stats,
+            ))
             .unwrap();
-    });
+        },
+    );
     eprintln!("  bytes read: {} of {total}", up.stats().bytes_sent);
     time("strata, cache hit", &mut || {
         assert!(cache.lookup(&repos[0].key()).is_some());
@@ -499,8 +519,13 @@ fn measure_repodata_generation() {
         }
     });
     let cache2 = strata_rpm::RepodataCache::new(store2);
-    time("strata, headers of whole packages in the store", &mut || {
-        rt.block_on(strata_rpm::ensure_repodata(&fetcher2, &cache2, &repos[0], 16, &stats))
+    time(
+        "strata, headers of whole packages in the store",
+        &mut || {
+            rt.block_on(strata_rpm::ensure_repodata(
+                &fetcher2, &cache2, &repos[0], 16, &stats,
+            ))
             .unwrap();
-    });
+        },
+    );
 }
