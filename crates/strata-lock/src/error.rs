@@ -215,6 +215,7 @@ impl LockError {
 }
 
 /// 1-based line and column of byte `offset` in `text` (column counted in characters).
+#[cfg(test)]
 pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let mut start = offset;

@@ -254,8 +254,9 @@ mod tests {
     const SHA: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
     fn run(text: &str) -> Result<LoadOutcome, LockError> {
+        let lines = crate::ctx::LineIndex::new(text);
         parse(
-            Ctx::new(Path::new("artifacts.lock.yaml"), text),
+            Ctx::new(Path::new("artifacts.lock.yaml"), text, &lines),
             &Filter::default(),
         )
     }

@@ -104,7 +104,8 @@ pub fn parse_with_skipped(
     text: &str,
     filter: &Filter,
 ) -> Result<LoadOutcome, LockError> {
-    let ctx = ctx::Ctx::new(path, text);
+    let lines = ctx::LineIndex::new(text);
+    let ctx = ctx::Ctx::new(path, text, &lines);
     let parsed = match detect(path)? {
         LockfileKind::Pylock => pylock::parse(ctx, filter),
         LockfileKind::Npm => npm::parse(ctx, filter),

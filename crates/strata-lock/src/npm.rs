@@ -12,10 +12,9 @@
 //! `integrity` hash. Hermeto recognises "registry" by host name; strata by the URL shape, so
 //! private registries and mirrors get the registry layout too.
 
-use std::collections::BTreeMap;
-
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use indexmap::IndexMap;
 use serde::Deserialize;
 use url::Url;
 
@@ -29,7 +28,7 @@ use crate::outcome::LoadOutcome;
 #[serde(rename_all = "camelCase")]
 struct PackageLock {
     lockfile_version: Option<serde_json::Value>,
-    packages: Option<BTreeMap<String, NpmEntry>>,
+    packages: Option<IndexMap<String, NpmEntry>>,
 }
 
 #[derive(Deserialize)]
@@ -58,11 +57,15 @@ pub(crate) fn parse(ctx: Ctx<'_>, filter: &Filter) -> Result<LoadOutcome, LockEr
     })?;
     let packages = check_version(ctx, &lock)?;
     let mut out = LoadOutcome::default();
+    // Entries come in document order, so each key is searched for after the previous one:
+    // one pass over the text for the whole lockfile.
+    let mut cursor = 0;
     for (key, entry) in packages {
+        let offset = ctx.find(&format!("\"{key}\""), cursor);
+        cursor = offset.map_or(cursor, |o| o + key.len());
         if key.is_empty() || entry.link || entry.resolved.is_none() {
             continue;
         }
-        let offset = ctx.find(&format!("\"{key}\""), 0);
         let origin = ctx.origin(offset);
         let result = artifact(ctx.at_opt(offset), key, entry, origin.clone());
         out.take(result, key, &origin, filter.skip_unfetchable)?;
@@ -74,7 +77,7 @@ pub(crate) fn parse(ctx: Ctx<'_>, filter: &Filter) -> Result<LoadOutcome, LockEr
 fn check_version<'l>(
     ctx: Ctx<'_>,
     lock: &'l PackageLock,
-) -> Result<&'l BTreeMap<String, NpmEntry>, LockError> {
+) -> Result<&'l IndexMap<String, NpmEntry>, LockError> {
     let at = ctx.at_opt(ctx.find("\"lockfileVersion\"", 0));
     let version = lock
         .lockfile_version
@@ -243,7 +246,11 @@ mod tests {
     const SHA1_EMPTY: &str = "2jmj7l5rSw0yVb/vlWAYkK/YBwk=";
 
     fn run(text: &str, filter: &Filter) -> Result<LoadOutcome, LockError> {
-        parse(Ctx::new(Path::new("package-lock.json"), text), filter)
+        let lines = crate::ctx::LineIndex::new(text);
+        parse(
+            Ctx::new(Path::new("package-lock.json"), text, &lines),
+            filter,
+        )
     }
 
     fn entry(resolved: &str, version: &str) -> String {
@@ -383,9 +390,10 @@ mod tests {
     "node_modules/f": { "version": "1.0.0", "resolved": "file:vendor/f-1.0.0.tgz" }
   }
 }"#;
+        // The first offending entry in document order is reported.
         let msg = run(text, &Filter::default()).unwrap_err().to_string();
         assert!(
-            msg.starts_with("package-lock.json:5:5: package `node_modules/f`: `file:vendor/f-1.0.0.tgz` is a file: URL, not http(s)"),
+            msg.starts_with("package-lock.json:4:5: package `node_modules/g`: `git+ssh://git@127.0.0.1/g.git#0123456789abcdef` is a git+ssh: URL, not http(s)"),
             "{msg}"
         );
         let out = run(

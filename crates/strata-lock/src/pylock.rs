@@ -332,7 +332,8 @@ mod tests {
     const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
     fn run(text: &str, filter: &Filter) -> Result<LoadOutcome, LockError> {
-        parse(Ctx::new(Path::new("pylock.toml"), text), filter)
+        let lines = crate::ctx::LineIndex::new(text);
+        parse(Ctx::new(Path::new("pylock.toml"), text, &lines), filter)
     }
 
     fn err(text: &str) -> String {

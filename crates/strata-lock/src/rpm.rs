@@ -271,7 +271,8 @@ mod tests {
     const SHA: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
     fn run(text: &str, filter: &Filter) -> Result<LoadOutcome, LockError> {
-        parse(Ctx::new(Path::new("rpms.lock.yaml"), text), filter)
+        let lines = crate::ctx::LineIndex::new(text);
+        parse(Ctx::new(Path::new("rpms.lock.yaml"), text, &lines), filter)
     }
 
     fn lock(body: &str) -> String {
