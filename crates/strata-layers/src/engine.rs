@@ -273,15 +273,35 @@ impl Engine {
             _ if ids.is_empty() => {}
             EngineKind::Buildah => {
                 for id in &ids {
-                    infos.push(self.inspect(id)?);
+                    // Skip an image removed since the listing.
+                    if let Ok(info) = self.inspect(id) {
+                        infos.push(info);
+                    }
                 }
             }
             _ => {
                 let mut args = vec!["image", "inspect"];
                 args.extend(ids.iter().copied());
-                let text = self.run(&args)?;
-                let v: serde_json::Value =
-                    serde_json::from_str(&text).map_err(|e| format!("image inspect: {e}"))?;
+                // An image removed since the listing (another build or a prune on a shared
+                // engine) fails the command, but the others are still printed: use them.
+                let out = self
+                    .command()
+                    .args(&args)
+                    .stdin(Stdio::null())
+                    .output()
+                    .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                let v: serde_json::Value = match serde_json::from_str(text.trim()) {
+                    Ok(v) => v,
+                    Err(_) if !out.status.success() => {
+                        return Err(format!(
+                            "{} image inspect: {}",
+                            self.bin.display(),
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ));
+                    }
+                    Err(e) => return Err(format!("image inspect: {e}")),
+                };
                 for one in v.as_array().into_iter().flatten() {
                     infos.push(self.parse_inspect(one)?);
                 }

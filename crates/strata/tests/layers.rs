@@ -384,6 +384,23 @@ fn docker_reuses_from_the_registry_on_a_clean_engine() {
             .unwrap()
             .starts_with("sha256:")
     );
+    // The suspect benchmark row: a base change on a fresh runner, the previous commit's
+    // images pushed. The base's key changed, so nothing is reused: all three are built.
+    ok(&strata(p, &["build", "--all", "--push"], &env));
+    forget(&r);
+    // Unique content: a constant would match the key of an image that an earlier run of
+    // this test left on a shared engine, and strata would rightly reuse it.
+    let nonce = std::fs::read_to_string(p.join("nonce")).unwrap();
+    write(p, "nonce", &format!("{nonce} changed\n"));
+    git(p, &["commit", "-qam", "base"]);
+    let out = strata(p, &["build", "--base", "HEAD~1", "--json"], &env);
+    let r = record(p, &ok(&out));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "built"), ("tooling", "built")]),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn daemonless(engine: &str) {
