@@ -1,7 +1,11 @@
 //! A build run: the images of a [`RunPlan`] built in dependency order, independent ones in
-//! parallel, each reused instead of rebuilt when an image with its input key exists (a local
-//! image labelled `dev.strata.input-key=<key>`, or the registry tag `<repo>:sk-<key>`), tags
-//! applied only after every image succeeded, a [`Record`] written.
+//! parallel, each reused instead of rebuilt when an image with its input key exists (the local
+//! image `strata-local/<image>:<short key>` labelled `dev.strata.input-key=<key>`, or the
+//! registry tag `<repo>:sk-<key>`), tags applied only after every image succeeded, a
+//! [`Record`] written. Where each image comes from is decided before anything runs: one
+//! engine inspection of the run's local references, the registry's key tags looked up at
+//! once; an image found only in the registry is pulled when it is requested or built upon
+//! (otherwise its layers arrive with its child's pull, or are not needed at all).
 //!
 //! Local references: each image of the run is tagged `strata-local/<image>:<short key>` as
 //! soon as it is ready; children get that reference in their `from-arg` build arg.
@@ -85,6 +89,11 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The local reference of an image with an input key: `strata-local/<image>:<short key>`.
+pub fn local_ref(name: &str, key: &str) -> String {
+    format!("strata-local/{name}:{}", short(key))
+}
+
 /// The outcome of one image's step.
 struct Done {
     name: String,
@@ -136,21 +145,21 @@ pub fn run(config: &Config, opts: &BuildOptions<'_>) -> Result<Record, LayersErr
         "computing input keys for {}",
         plan.images.join(", ")
     ));
-    // The engine's local images by key while the keys are computed (one listing and one
-    // inspection for the whole run, instead of a lookup per image).
-    let (keys, local) = std::thread::scope(|s| {
-        let local = s.spawn(|| opts.engine.local_keys());
-        let keys = input_keys(config, &plan.images, opts.keys);
-        (keys, local.join())
-    });
-    let keys = keys.map_err(LayersError::Work)?;
-    let local = match local {
-        Ok(Ok(l)) => l,
-        Ok(Err(e)) => {
+    let keys = input_keys(config, &plan.images, opts.keys).map_err(LayersError::Work)?;
+    // The local images by key: every image strata builds or pulls is tagged with its local
+    // reference, so one inspection of the run's references finds them (no per-image
+    // lookups, and no listing of every image on the engine).
+    let refs: BTreeMap<String, String> = plan
+        .images
+        .iter()
+        .map(|n| (keys[n].clone(), local_ref(n, &keys[n])))
+        .collect();
+    let local = match opts.engine.local_refs(&refs) {
+        Ok(l) => l,
+        Err(e) => {
             opts.engine.check().map_err(LayersError::Work)?;
             return Err(LayersError::Work(e));
         }
-        Err(_) => return Err(LayersError::Work("engine lookup panicked".into())),
     };
     let sources = resolve(config, opts, &plan, &keys, &tags, local);
     let event = |e: Event<'_>| {
@@ -422,7 +431,7 @@ fn one_image(
     requested: bool,
 ) -> (ImageRecord, String) {
     let image = &config.images[name];
-    let local_ref = format!("strata-local/{name}:{}", short(key));
+    let local_ref = local_ref(name, key);
     let engine = &opts.engine;
     let mut rec = ImageRecord {
         input_key: key.to_string(),

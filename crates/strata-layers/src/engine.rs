@@ -316,6 +316,60 @@ impl Engine {
         Ok(by_key)
     }
 
+    /// The local images among `refs` (input key → local reference), by key, in one engine
+    /// call (buildah: one per reference): cost in proportion to the run, not to the images
+    /// on the engine. A reference whose image does not carry that key label is not a match.
+    pub fn local_refs(
+        &self,
+        refs: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, ImageInfo>, String> {
+        let mut infos = Vec::new();
+        match self.kind {
+            _ if refs.is_empty() => {}
+            EngineKind::Buildah => {
+                for r in refs.values() {
+                    if let Ok(info) = self.inspect(r) {
+                        infos.push(info);
+                    }
+                }
+            }
+            _ => {
+                let mut args = vec!["image", "inspect"];
+                args.extend(refs.values().map(String::as_str));
+                // Missing references fail the command, but the others are still printed.
+                let out = self
+                    .command()
+                    .args(&args)
+                    .stdin(Stdio::null())
+                    .output()
+                    .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                if let Ok(serde_json::Value::Array(a)) = serde_json::from_str(text.trim()) {
+                    for one in &a {
+                        infos.push(self.parse_inspect(one)?);
+                    }
+                } else if !out.status.success()
+                    && !String::from_utf8_lossy(&out.stderr).contains("No such")
+                {
+                    return Err(format!(
+                        "{} image inspect: {}",
+                        self.bin.display(),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
+                }
+            }
+        }
+        let mut by_key = BTreeMap::new();
+        for info in infos {
+            if let Some(k) = info.input_key.clone()
+                && refs.contains_key(&k)
+            {
+                by_key.entry(k).or_insert(info);
+            }
+        }
+        Ok(by_key)
+    }
+
     /// ID, size, layers and key label of a local image.
     pub fn inspect(&self, reference: &str) -> Result<ImageInfo, String> {
         let text = match self.kind {

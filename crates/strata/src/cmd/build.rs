@@ -34,8 +34,9 @@ Examples:
 
 Each image gets an input key (its Dockerfile's cache keys from the stage graph, the content
 of every context file it COPYs, its build settings and inputs, and its parent's key). An
-image whose key already exists - a local image labelled dev.strata.input-key=<key>, or the
-tag <repo>:sk-<key> in its registry - is reused, not rebuilt. A parent's reference goes to
+image whose key already exists - the local image strata-local/<image>:<key> (labelled
+dev.strata.input-key=<key>), or the tag <repo>:sk-<key> in its registry - is reused, not
+rebuilt; a registry image is pulled only when it is asked for or something is built on it. A parent's reference goes to
 its children in the build arg named by from-arg (default BASE_IMAGE). Tags are applied (and
 pushed with --push) only after every image of the run succeeded. Each run writes a JSON
 record under .strata/builds/ (see strata report).
@@ -44,6 +45,9 @@ Engines: docker (BuildKit, DOCKER_BUILDKIT=1, $STRATA_DOCKER or /usr/bin/docker)
 podman. In an unprivileged container, buildah/podman need [build] storage-driver = \"vfs\"
 and isolation = \"chroot\" (or $STRATA_STORAGE_DRIVER/$STRATA_ISOLATION); with no bridge
 network, network = \"host\".
+
+On a terminal, a progress view shows each image queued, running (elapsed time, latest log
+line) or done, below the prefixed log; otherwise the prefixed log lines only.
 
 Exit status: 0 every image built or reused, 1 a build, tag or push failed (nothing tagged),
 2 bad strata.toml, image name or revision.";
