@@ -10,7 +10,8 @@ connection). Cases:
   npm_strata    npm ci --registry <strata serve>/npm/ (--replace-registry-host=always), cold, warm
   npm_verdaccio npm ci --registry <verdaccio> with an uplink to the upstream, cold, warm
   remote_*      `strata fetch` on a "second machine" (fresh store): from the registry (remote
-                tier filled by a first machine) vs from the throttled upstream
+                tier filled by a first machine) vs from the throttled upstream; and the floor,
+                `curl --parallel` of the same blobs from the registry (remote_curl_floor)
 Clients never keep a cache of their own (pip --no-cache-dir, a fresh npm cache per run), so
 "warm" means the server side is warm. Checks (fail the run): installs succeed, every
 package is installed, the upstream counters (strata downloads each file once cold, nothing
@@ -286,7 +287,8 @@ def main():
             if a.verdaccio and "verdaccio" in cases:
                 rec_verdaccio(a.verdaccio, run_dir, npm, up, procs, npm_ci, app, rec, data)
             if "remote" in cases:
-                remote_case(strata, run_dir, pylock, app, up, procs, rec, a.registry, n_wheels + n_npm)
+                remote_case(strata, run_dir, pylock, app, up, procs, rec, a.registry, n_wheels + n_npm,
+                            [b for _, _, b in wheels + npm])
     finally:
         procs.stop_all()
     summary = {k: {"min": min(v), "median": sorted(v)[len(v) // 2], "runs": v} for k, v in results.items()}
@@ -304,6 +306,7 @@ def main():
     ratio("npm_verdaccio_cold", "npm_strata_cold")
     ratio("npm_verdaccio_warm", "npm_strata_warm")
     ratio("remote_from_upstream", "remote_from_registry")
+    ratio("remote_curl_floor", "remote_from_registry")
 
 
 def rec_devpi(devpi_bin, run_dir, wheels, up, procs, pip, rec, data):
@@ -369,7 +372,7 @@ def rec_verdaccio(verdaccio_bin, run_dir, npm, up, procs, npm_ci, app, rec, data
     procs.stop(p)
 
 
-def remote_case(strata, run_dir, pylock, app, up, procs, rec, registry_bin, count):
+def remote_case(strata, run_dir, pylock, app, up, procs, rec, registry_bin, count, blobs=()):
     if not shutil.which(registry_bin):
         log("SKIP remote tier: docker-registry not found")
         return
@@ -397,6 +400,14 @@ def remote_case(strata, run_dir, pylock, app, up, procs, rec, registry_bin, coun
     fetch("first", ["--remote", remote])  # the first machine fills the registry
     up_reset(up)
     rec("remote_from_registry", fetch("second", ["--remote", remote]))
+    if shutil.which("curl") and blobs:
+        # The floor: the same blobs straight from the registry, 16 at a time, no store.
+        cfg = os.path.join(rd, "curl.cfg")
+        with open(cfg, "w") as f:
+            for b in blobs:
+                f.write(f'url = "http://127.0.0.1:{port}/v2/bench/cache/blobs/sha256:{hashlib.sha256(b).hexdigest()}"\n'
+                        'output = "/dev/null"\n')
+        rec("remote_curl_floor", run(["curl", "-sf", "--parallel", "--parallel-max", "16", "-K", cfg])[0])
     if up_stats(up)["total_requests"] != 0:
         raise SystemExit("the second machine asked the upstream")
     rec("remote_from_upstream", fetch("plain", []))
