@@ -8,7 +8,8 @@ connection). Cases:
   pip_devpi     pip install --index-url <devpi-server mirror>, cold (fresh server dir) then warm
   npm_local     npm ci with every `resolved` rewritten to file: tarballs on disk: the floor
   npm_strata    npm ci --registry <strata serve>/npm/ (--replace-registry-host=always), cold, warm
-  npm_verdaccio npm ci --registry <verdaccio> with an uplink to the upstream, cold, warm
+  npm_verdaccio npm ci --registry <verdaccio 5> whose uplink is a static packument directory
+                (tarball URLs on the upstream), cold, warm
   remote_*      `strata fetch` on a "second machine" (fresh store): from the registry (remote
                 tier filled by a first machine) vs from the throttled upstream; and the floor,
                 `curl --parallel` of the same blobs from the registry (remote_curl_floor)
