@@ -304,6 +304,7 @@ impl Board {
         if let Some(rest) = l.strip_prefix('[')
             && let Some((name, text)) = rest.split_once("] ")
             && let Some(bar) = self.bar(name)
+            && !bar.is_finished()
         {
             bar.set_message(text.chars().take(100).collect::<String>());
         }
