@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Instant, SystemTime};
 
 use fuser::{
@@ -18,7 +18,7 @@ use fuser::{
 };
 use strata_lock::Artifact;
 use strata_store::{FetchError, Fetched, Fetcher, NoProgress, Source};
-use strata_tree::{Node, NodeId, Tree};
+use strata_tree::{BOM_JSON, Node, NodeId, SbomOptions, Tree};
 
 use crate::attr::{Attr, Owner, TTL, kind};
 use crate::record::{ProfileEntry, Recorder};
@@ -32,6 +32,10 @@ pub struct FsOptions {
     pub passthrough: bool,
     /// Where to record the files opened (`--record`).
     pub recorder: Option<Recorder>,
+    /// Set when the tree was built with [`Tree::build_without_bom`]: `bom.json` is then
+    /// generated with these options when it is first opened (its size is unknown until
+    /// then, like an artifact's without a lockfile size), not held in memory from the start.
+    pub lazy_bom: Option<SbomOptions>,
 }
 
 /// How the filesystem is mounted.
@@ -78,10 +82,22 @@ struct Inner {
     recorder: Option<Recorder>,
     /// Per node: whether it was opened (recorded and touched) already.
     opened: Vec<AtomicBool>,
+    /// Per artifact without a lockfile size: the store entry's size once seen
+    /// ([`UNKNOWN`] until then), so that later lookups and opens need no `stat`.
+    sizes: Vec<AtomicU64>,
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
     passthrough: AtomicBool,
     backing: Mutex<HashMap<u64, Weak<BackingId>>>,
+    /// `bom.json` when generated on first open (see [`FsOptions::lazy_bom`]).
+    bom: Option<LazyBom>,
+}
+
+/// A generated file made on first use.
+struct LazyBom {
+    id: NodeId,
+    options: SbomOptions,
+    bytes: OnceLock<Arc<[u8]>>,
 }
 
 /// The lazy filesystem over a [`Tree`] and a [`Fetcher`]. Mount it with [`Mounted::mount`].
@@ -113,7 +129,19 @@ impl LazyFs {
         // SAFETY: getuid/getgid cannot fail and have no preconditions.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         let opened = (0..=tree.len()).map(|_| AtomicBool::new(false)).collect();
+        let sizes = (0..artifacts.len())
+            .map(|_| AtomicU64::new(UNKNOWN))
+            .collect();
+        let bom = options.lazy_bom.and_then(|options| {
+            let id = tree.resolve(BOM_JSON)?;
+            Some(LazyBom {
+                id,
+                options,
+                bytes: OnceLock::new(),
+            })
+        });
         let inner = Inner {
+            bom,
             tree,
             artifacts,
             fetcher,
@@ -127,6 +155,7 @@ impl LazyFs {
             stats: Stats::new(),
             recorder: options.recorder,
             opened,
+            sizes,
             handles: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
@@ -180,18 +209,30 @@ impl Inner {
                 let subdirs = self.tree.children(id)?.filter(|e| e.node == &Node::Dir);
                 self.owner.dir(id, subdirs.count())
             }
+            Node::Generated(_) if self.bom.as_ref().is_some_and(|b| b.id == id) => {
+                let bom = self.bom.as_ref().expect("checked");
+                self.owner.file(id, bom.bytes.get().map(|b| b.len() as u64))
+            }
             Node::Generated(bytes) => self.owner.file(id, Some(bytes.len() as u64)),
             Node::Artifact(i) => self.owner.file(id, self.artifact_size(*i)),
         })
     }
 
-    /// The lockfile's size, else the store entry's if cached (a local stat), else unknown.
+    /// The lockfile's size, else the store entry's once seen (remembered; the first time a
+    /// local stat), else unknown.
     fn artifact_size(&self, index: usize) -> Option<u64> {
         let artifact = self.artifacts.get(index)?;
-        artifact.size.or_else(|| {
-            let path = self.fetcher.store().entry_path(artifact.store_digest());
-            std::fs::metadata(path).ok().map(|m| m.len())
-        })
+        if artifact.size.is_some() {
+            return artifact.size;
+        }
+        let known = self.sizes[index].load(Ordering::Relaxed);
+        if known != UNKNOWN {
+            return Some(known);
+        }
+        let path = self.fetcher.store().entry_path(artifact.store_digest());
+        let size = std::fs::metadata(path).ok()?.len();
+        self.sizes[index].store(size, Ordering::Relaxed);
+        Some(size)
     }
 
     fn insert_handle(&self, handle: Handle) -> FileHandle {
@@ -281,13 +322,30 @@ impl Inner {
         };
         let waited = (fetched.source != Source::Cache).then(|| started.elapsed());
         self.stats.opened(waited);
-        if first {
-            self.record(id, &file, &fetched, t_ms, started);
+        // The store entry is complete and immutable: its size is final. Remember it, so
+        // that the kernel's refresh of the (uncached) attributes gets it and caches it.
+        let size = artifact
+            .size
+            .or_else(|| file.metadata().ok().map(|m| m.len()));
+        if artifact.size.is_none()
+            && let Some(n) = size
+        {
+            self.sizes[index].store(n, Ordering::Relaxed);
         }
-        self.reply_file(id, file, artifact.size.is_none(), reply);
+        if first {
+            self.record(id, size, &fetched, t_ms, started);
+        }
+        self.reply_file(id, file, size.is_none(), reply);
     }
 
-    fn record(&self, id: NodeId, file: &File, fetched: &Fetched, t_ms: u64, started: Instant) {
+    fn record(
+        &self,
+        id: NodeId,
+        size: Option<u64>,
+        fetched: &Fetched,
+        t_ms: u64,
+        started: Instant,
+    ) {
         let Some(recorder) = &self.recorder else {
             return;
         };
@@ -295,7 +353,7 @@ impl Inner {
             path: self.tree.path(id).unwrap_or_default(),
             t_ms,
             wait_ms: started.elapsed().as_millis() as u64,
-            size: file.metadata().ok().map(|m| m.len()),
+            size,
             source: match fetched.source {
                 Source::Cache => "cache",
                 Source::Shared => "shared",
@@ -324,6 +382,9 @@ impl Inner {
                 }
             }
         }
+        // With the size known, reads go through the page cache even where the kernel still
+        // holds the size 0 of an earlier lookup: a cached read past its idea of EOF refreshes
+        // the attributes (TTL zero until now) and gets the real size.
         let flags = if unknown_size {
             FopenFlags::FOPEN_DIRECT_IO
         } else {
@@ -351,6 +412,14 @@ impl Inner {
         map.insert(id.0, Arc::downgrade(&backing));
         Ok(backing)
     }
+}
+
+/// `sizes` value of an artifact whose size is not known yet.
+const UNKNOWN: u64 = u64::MAX;
+
+std::thread_local! {
+    /// Each FUSE thread's read buffer, reused from read to read.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Reads up to `buf.len()` bytes at `offset`, short only at end of file.
@@ -413,7 +482,23 @@ impl Filesystem for LazyFs {
             None => reply.error(Errno::ENOENT),
             Some(Node::Dir) => reply.error(Errno::EISDIR),
             Some(Node::Generated(bytes)) => {
-                let fh = self.inner.insert_handle(Handle::Memory(bytes.clone()));
+                let bytes = match &self.inner.bom {
+                    Some(bom) if bom.id == id => bom
+                        .bytes
+                        .get_or_init(|| {
+                            let started = Instant::now();
+                            let b = strata_tree::bom_json(&self.inner.artifacts, &bom.options);
+                            tracing::info!(
+                                "generated {BOM_JSON} ({} bytes) in {} ms",
+                                b.len(),
+                                started.elapsed().as_millis()
+                            );
+                            Arc::from(b)
+                        })
+                        .clone(),
+                    _ => bytes.clone(),
+                };
+                let fh = self.inner.insert_handle(Handle::Memory(bytes));
                 reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE);
             }
             Some(Node::Artifact(i)) => self.inner.open_artifact(id, *i, reply),
@@ -441,9 +526,12 @@ impl Filesystem for LazyFs {
                 let end = start.saturating_add(size as usize).min(bytes.len());
                 reply.data(&bytes[start..end]);
             }
-            Handle::File { file, .. } => {
-                let mut buf = vec![0u8; size as usize];
-                match pread_full(file, &mut buf, offset) {
+            Handle::File { file, .. } => READ_BUF.with_borrow_mut(|buf| {
+                if buf.len() < size as usize {
+                    buf.resize(size as usize, 0);
+                }
+                let buf = &mut buf[..size as usize];
+                match pread_full(file, buf, offset) {
                     Ok(n) => reply.data(&buf[..n]),
                     Err(e) => {
                         let path = self.inner.tree.path(NodeId(ino.0)).unwrap_or_default();
@@ -451,7 +539,7 @@ impl Filesystem for LazyFs {
                         reply.error(Errno::EIO);
                     }
                 }
-            }
+            }),
         }
     }
 

@@ -20,9 +20,11 @@
 //! Sizes: `getattr` never touches the network. An artifact's size comes from the lockfile;
 //! when the lockfile has none (npm), the size of the store entry is used if it is cached,
 //! else `0` with an attribute TTL of zero (so the kernel asks again once the file has been
-//! opened) and the file is opened with `FOPEN_DIRECT_IO`, so reads go by the real file and
-//! not by the reported size. Zero is what procfs reports for files of unknown size, and
-//! clients that read to EOF (pip, npm, tar, cat) handle it.
+//! opened). Once an open has the store entry, its size is final and remembered: attributes
+//! report it (cached like the others) and the file is opened with `FOPEN_KEEP_CACHE` like
+//! files of known size; a cached read past the kernel's stale size 0 refreshes the
+//! attributes first (`fuse_cache_read_iter`). Zero is what procfs reports for files of
+//! unknown size, and clients that read to EOF (pip, npm, tar, cat) handle it.
 
 mod attr;
 mod fs;

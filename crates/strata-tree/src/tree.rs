@@ -374,6 +374,24 @@ impl Tree {
     /// file where a directory is needed (or the reverse), and on two artifacts with different
     /// content at one path. The same content twice at one path is kept once.
     pub fn build(artifacts: &[Artifact], opts: &TreeOptions) -> Result<Tree, TreeError> {
+        Tree::build_with(artifacts, opts, true)
+    }
+
+    /// [`Tree::build`], except that [`BOM_JSON`] is an empty placeholder
+    /// (`Node::Generated` of no bytes): for a server that generates it with [`bom_json`]
+    /// when it is first read, since at tens of thousands of artifacts the SBOM is tens of MB.
+    pub fn build_without_bom(
+        artifacts: &[Artifact],
+        opts: &TreeOptions,
+    ) -> Result<Tree, TreeError> {
+        Tree::build_with(artifacts, opts, false)
+    }
+
+    fn build_with(
+        artifacts: &[Artifact],
+        opts: &TreeOptions,
+        with_bom: bool,
+    ) -> Result<Tree, TreeError> {
         let mut artifact_comps = Vec::with_capacity(artifacts.len());
         let mut rpm_repos: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (i, a) in artifacts.iter().enumerate() {
@@ -390,7 +408,14 @@ impl Tree {
 
         let config = build_config(artifacts, opts)?;
         let mut generated: Vec<(String, Vec<u8>)> = vec![
-            (BOM_JSON.to_owned(), bom_json(artifacts, &opts.sbom)),
+            (
+                BOM_JSON.to_owned(),
+                if with_bom {
+                    bom_json(artifacts, &opts.sbom)
+                } else {
+                    Vec::new()
+                },
+            ),
             (BUILD_CONFIG_JSON.to_owned(), config.to_json()),
         ];
         if let Some(dir) = &opts.for_output_dir {

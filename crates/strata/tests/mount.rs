@@ -606,6 +606,57 @@ fn reads_without_passthrough_serve_the_same_bytes() {
     assert!(!m.log().contains("passthrough"), "{}", m.log());
 }
 
+/// The `N reads served by strata` of a daemon's unmount summary.
+fn reads_served(log: &str) -> u64 {
+    let (before, _) = log
+        .split_once(" reads served by strata")
+        .unwrap_or_else(|| panic!("no summary in the log: {log}"));
+    before.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn without_passthrough_files_without_a_lockfile_size_are_page_cached_once_fetched() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _up, lockfiles) = setup(2, dir.path());
+    let cache = dir.path().join("cache");
+    let mnt = dir.path().join("mnt");
+    let outputs = files.expected_outputs();
+    // Every file read once (the first pass downloads them)...
+    let m = Mount::start(&mnt, &cache, &lockfiles, &["--no-passthrough"]);
+    for (path, want) in &outputs {
+        assert_eq!(&std::fs::read(mnt.join(path)).unwrap(), want, "{path}");
+    }
+    assert_eq!(m.umount(), Some(0));
+    let once = reads_served(&m.log());
+    drop(m);
+    // ...then, on a fresh mount of the same cache, four times: the later passes come from the
+    // page cache for every file, with or without a size in its lockfile (no FOPEN_DIRECT_IO).
+    let m = Mount::start(&mnt, &cache, &lockfiles, &["--no-passthrough"]);
+    for pass in 0..4 {
+        for (path, want) in &outputs {
+            assert_eq!(
+                &std::fs::read(mnt.join(path)).unwrap(),
+                want,
+                "{path} #{pass}"
+            );
+            assert_eq!(
+                std::fs::metadata(mnt.join(path)).unwrap().len(),
+                want.len() as u64,
+                "{path}: the real size once fetched"
+            );
+        }
+    }
+    assert_eq!(m.umount(), Some(0));
+    let four = reads_served(&m.log());
+    assert!(
+        four <= once + 2,
+        "4 passes took {four} daemon reads, 1 pass {once}: later passes were not cached"
+    );
+}
+
 #[test]
 fn with_passthrough_artifact_reads_bypass_strata() {
     if !require_fuse() {

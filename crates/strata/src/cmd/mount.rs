@@ -13,7 +13,7 @@ use strata_lazyfs::mounts::{self, Existing};
 use strata_lazyfs::{FsOptions, LazyFs, LazyHandle, MountOptions, Mounted, PrefetchPriority};
 use strata_lock::{Artifact, Filter, SkipReason};
 use strata_store::{FetchOptions, Fetcher, Netrc, Store};
-use strata_tree::{Tree, TreeOptions};
+use strata_tree::{SbomOptions, Tree, TreeOptions};
 
 use crate::cli::CacheDirArg;
 use crate::exit::{CmdResult, input, work};
@@ -109,10 +109,13 @@ pub fn run(args: MountArgs) -> CmdResult {
 }
 
 /// Lockfiles → artifacts → tree, as `strata fetch` plans it; errors here are bad input.
+/// `bom.json` is left to the filesystem to generate when it is first opened (with the
+/// returned options): at 50,000 artifacts it is ~35 MB, and building it at mount time was
+/// most of the daemon's memory peak.
 fn plan(
     args: &MountArgs,
     mountpoint: &Path,
-) -> Result<(Vec<Artifact>, Tree), crate::exit::Failure> {
+) -> Result<(Vec<Artifact>, Tree, SbomOptions), crate::exit::Failure> {
     let filter = Filter {
         arches: args.arches.clone(),
         skip_unfetchable: args.skip_unfetchable,
@@ -134,8 +137,8 @@ fn plan(
         npm_projects,
         sbom: Default::default(),
     };
-    let tree = Tree::build(&outcome.artifacts, &options).map_err(input)?;
-    Ok((outcome.artifacts, tree))
+    let tree = Tree::build_without_bom(&outcome.artifacts, &options).map_err(input)?;
+    Ok((outcome.artifacts, tree, options.sbom))
 }
 
 fn fetcher(store: &Store, args: &MountArgs, jobs: usize) -> Result<Fetcher, crate::exit::Failure> {
@@ -179,7 +182,7 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
     }
     let started = Instant::now();
     let mountpoint = prepare_mountpoint(&args.mountpoint)?;
-    let (artifacts, tree) = plan(&args, &mountpoint)?;
+    let (artifacts, tree, sbom) = plan(&args, &mountpoint)?;
     let prefetch = parse_prefetch(&args.prefetch)?;
     let store = Store::open(args.cache.resolve()).map_err(work)?;
     let demand = fetcher(&store, &args, usize::from(args.jobs))?;
@@ -205,6 +208,7 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
         FsOptions {
             passthrough: !args.no_passthrough,
             recorder,
+            lazy_bom: Some(sbom),
         },
     );
     let options = MountOptions {
