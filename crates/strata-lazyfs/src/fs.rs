@@ -91,6 +91,16 @@ struct Inner {
     backing: Mutex<HashMap<u64, Weak<BackingId>>>,
     /// `bom.json` when generated on first open (see [`FsOptions::lazy_bom`]).
     bom: Option<LazyBom>,
+    /// The slots of a running profile prefetch, widened when an open has to wait.
+    boost: Mutex<Option<Boost>>,
+}
+
+/// Extra prefetch slots: an open that waits for a download means the prefetch is not far
+/// enough ahead, so each such open lets one more profile download start at once, up to
+/// `left` more in all.
+pub(crate) struct Boost {
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) left: usize,
 }
 
 /// A generated file made on first use.
@@ -142,6 +152,7 @@ impl LazyFs {
         });
         let inner = Inner {
             bom,
+            boost: Mutex::new(None),
             tree,
             artifacts,
             fetcher,
@@ -199,6 +210,11 @@ impl LazyHandle {
     /// The artifacts the tree was built from.
     pub fn artifacts(&self) -> &[Artifact] {
         &self.inner.artifacts
+    }
+
+    /// Sets (or, with `None`, clears) the slots that waiting opens widen.
+    pub(crate) fn set_boost(&self, boost: Option<Boost>) {
+        *self.inner.boost.lock().unwrap_or_else(|e| e.into_inner()) = boost;
     }
 }
 
@@ -270,6 +286,7 @@ impl Inner {
             return;
         }
         let inner = self.clone();
+        self.boost_prefetch();
         self.stats.demand_started();
         self.runtime.spawn(async move {
             let result = inner
@@ -280,6 +297,16 @@ impl Inner {
             let first = inner.first_open(id);
             inner.finish_open(id, index, result, (t_ms, started, first), reply);
         });
+    }
+
+    /// Lets a running profile prefetch start one more download (see [`Boost`]).
+    fn boost_prefetch(&self) {
+        let mut boost = self.boost.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = boost.as_mut().filter(|b| b.left > 0) {
+            b.left -= 1;
+            b.slots.add_permits(1);
+            tracing::debug!("an open waits: one more prefetch slot ({} left)", b.left);
+        }
     }
 
     /// Marks a node opened; true the first time.

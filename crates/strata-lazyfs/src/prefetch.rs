@@ -8,12 +8,14 @@ use strata_tree::{Node, NodeId};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::fs::LazyHandle;
+use crate::fs::{Boost, LazyHandle};
 
 /// How a prefetch competes with the build's own opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrefetchPriority {
-    /// A recorded profile: fetch in the recorded order, as fast as `jobs` allows.
+    /// A recorded profile: fetch in the recorded order, as fast as `jobs` allows; every open
+    /// that has to wait for a download meanwhile adds one slot (up to `jobs` more), so that
+    /// the prefetch gets further ahead where the build catches up with it.
     Profile,
     /// Everything: start a download only while no open is waiting for one.
     Lowest,
@@ -47,6 +49,12 @@ impl LazyHandle {
         priority: PrefetchPriority,
     ) {
         let slots = Arc::new(Semaphore::new(jobs.max(1)));
+        if priority == PrefetchPriority::Profile {
+            self.set_boost(Some(Boost {
+                slots: slots.clone(),
+                left: jobs.max(1),
+            }));
+        }
         let mut tasks = JoinSet::new();
         for id in ids {
             let Some(Node::Artifact(index)) = self.tree().node(id).cloned() else {
@@ -71,6 +79,7 @@ impl LazyHandle {
                 drop(permit);
             });
         }
+        self.set_boost(None);
         while tasks.join_next().await.is_some() {}
     }
 }

@@ -75,6 +75,11 @@ pub fn load_profile(path: &Path) -> Result<Vec<ProfileEntry>, ProfileError> {
             })?;
         entries.push(entry);
     }
+    // `t_ms` is when the open was *asked for* (taken before any wait), so this is already the
+    // order of the build's demand; `t_ms - wait_ms` would move a file that waited long ahead
+    // of files the build asked for earlier. (A build replayed without waits asks for every
+    // file earlier by the waits before it, which shifts all later entries alike for a
+    // sequential build and leaves this order unchanged.)
     entries.sort_by_key(|e| e.t_ms);
     let mut seen = std::collections::HashSet::new();
     entries.retain(|e| seen.insert(e.path.clone()));

@@ -329,6 +329,49 @@ fn a_recorded_profile_is_prefetched_in_the_background() {
 }
 
 #[test]
+fn a_profile_prefetch_runs_ahead_with_twice_the_slots_and_more_when_an_open_waits() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = Files::new(2, 20_000);
+    let up = files
+        .serve(UpstreamBuilder::new().latency(Duration::from_millis(1500)))
+        .start()
+        .unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let outputs = files.expected_outputs();
+    assert!(outputs.len() >= 6, "{}", outputs.len());
+    let profile = dir.path().join("profile.jsonl");
+    let lines: Vec<String> = outputs
+        .iter()
+        .enumerate()
+        .map(|(i, (path, _))| serde_json::json!({"path": path, "t_ms": i * 10}).to_string())
+        .collect();
+    std::fs::write(&profile, lines.join("\n") + "\n").unwrap();
+    let mnt = dir.path().join("mnt");
+    let _m = Mount::start(
+        &mnt,
+        &dir.path().join("cache"),
+        &lockfiles,
+        &["--jobs", "1", "--prefetch", profile.to_str().unwrap()],
+    );
+    // --jobs 1: the profile gets 2 slots; the open of its last file waits on its own slot
+    // and gives the prefetch a third one, so 4 requests are in flight at once.
+    let (last, want) = outputs.last().unwrap().clone();
+    let path = mnt.join(&last);
+    let reader = std::thread::spawn(move || std::fs::read(path).unwrap());
+    assert_eq!(reader.join().unwrap(), want, "{last}");
+    let max = up.stats().max_concurrent_requests;
+    assert_eq!(max, 4, "requests in flight at once");
+    assert!(
+        wait_until(Duration::from_secs(30), || up.stats().total_requests
+            == outputs.len() as u64),
+        "the whole profile is fetched, each file once"
+    );
+}
+
+#[test]
 fn prefetch_all_fetches_everything() {
     if !require_fuse() {
         return;

@@ -51,7 +51,8 @@ pub struct MountArgs {
     /// Let other users (and build containers in user namespaces) read the mount.
     #[arg(long)]
     pub allow_other: bool,
-    /// Downloads in flight at once (opens and a profile prefetch each get this many).
+    /// Downloads in flight at once for opens; a profile prefetch gets twice as many, plus one
+    /// more for each open that has to wait meanwhile (up to 4 × N in all).
     #[arg(short, long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
     pub jobs: u16,
     /// Keep only wheels for these architectures, as for `strata fetch`.
@@ -290,10 +291,18 @@ fn start_prefetch(
                     id
                 })
                 .collect();
-            (ids, jobs, PrefetchPriority::Profile)
+            // More slots than demand: a profile's downloads are latency-bound, and the
+            // prefetch has to stay ahead of a build that no longer waits for them.
+            (ids, 2 * jobs, PrefetchPriority::Profile)
         }
     };
-    let fetcher = fetcher(store, args, jobs)?;
+    // A profile prefetch may widen to twice its slots when opens wait (see
+    // `PrefetchPriority::Profile`): its fetcher must allow that many downloads.
+    let fetcher_jobs = match priority {
+        PrefetchPriority::Profile => 2 * jobs,
+        PrefetchPriority::Lowest => jobs,
+    };
+    let fetcher = fetcher(store, args, fetcher_jobs)?;
     let handle = handle.clone();
     runtime.spawn(async move { handle.prefetch(fetcher, ids, jobs, priority).await });
     Ok(())
