@@ -36,6 +36,10 @@ pub struct FsOptions {
     /// generated with these options when it is first opened (its size is unknown until
     /// then, like an artifact's without a lockfile size), not held in memory from the start.
     pub lazy_bom: Option<SbomOptions>,
+    /// How many of the artifacts, at the end of the slice, are files strata made itself and
+    /// put in the store (RPM repodata), not lockfile entries: they are left out of
+    /// `bom.json`.
+    pub made_artifacts: usize,
 }
 
 /// How the filesystem is mounted.
@@ -107,6 +111,8 @@ pub(crate) struct Boost {
 struct LazyBom {
     id: NodeId,
     options: SbomOptions,
+    /// The lockfile artifacts: the first this many.
+    artifacts: usize,
     bytes: OnceLock<Arc<[u8]>>,
 }
 
@@ -142,11 +148,13 @@ impl LazyFs {
         let sizes = (0..artifacts.len())
             .map(|_| AtomicU64::new(UNKNOWN))
             .collect();
+        let options_made = options.made_artifacts;
         let bom = options.lazy_bom.and_then(|options| {
             let id = tree.resolve(BOM_JSON)?;
             Some(LazyBom {
                 id,
                 options,
+                artifacts: artifacts.len().saturating_sub(options_made),
                 bytes: OnceLock::new(),
             })
         });
@@ -514,7 +522,10 @@ impl Filesystem for LazyFs {
                         .bytes
                         .get_or_init(|| {
                             let started = Instant::now();
-                            let b = strata_tree::bom_json(&self.inner.artifacts, &bom.options);
+                            let b = strata_tree::bom_json(
+                                &self.inner.artifacts[..bom.artifacts],
+                                &bom.options,
+                            );
                             tracing::info!(
                                 "generated {BOM_JSON} ({} bytes) in {} ms",
                                 b.len(),

@@ -4,6 +4,7 @@
 mod common;
 #[path = "common/fuse.rs"]
 mod fuse;
+mod rpmkit;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -39,7 +40,6 @@ fn the_mount_is_the_fetch_tree_and_downloads_only_on_open() {
         .arg(&out)
         .args(&lockfiles));
     assert_eq!(fetched.status.code(), Some(0));
-    up.reset_stats();
 
     let mnt = dir.path().join("mnt");
     let m = Mount::start(
@@ -48,6 +48,8 @@ fn the_mount_is_the_fetch_tree_and_downloads_only_on_open() {
         &lockfiles,
         &["--for-output-dir", FOR],
     );
+    // Mounting tried to read the (fake) RPMs' headers for repodata; count from here.
+    up.reset_stats();
     let listed = list_files(&mnt);
     let eager = list_files(&out);
     let paths = |l: &[(String, u64)]| l.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
@@ -98,6 +100,15 @@ fn the_mount_is_the_fetch_tree_and_downloads_only_on_open() {
         "{}",
         m.log()
     );
+}
+
+/// The lockfiles but `rpms.lock.yaml`, whose (fake) packages a mount reads the headers of
+/// when it starts, for repodata.
+fn without_rpms(lockfiles: Vec<PathBuf>) -> Vec<PathBuf> {
+    lockfiles
+        .into_iter()
+        .filter(|l| !l.ends_with("rpms.lock.yaml"))
+        .collect()
 }
 
 /// The upstream URL path of an output path of [`Files`].
@@ -170,6 +181,7 @@ fn two_mounts_on_one_store_download_each_digest_once() {
     let cache = dir.path().join("cache");
     let a = Mount::start(&dir.path().join("a"), &cache, &lockfiles, &[]);
     let b = Mount::start(&dir.path().join("b"), &cache, &lockfiles, &[]);
+    up.reset_stats(); // the RPM header reads of mounting
     let readers: Vec<_> = [&a.path, &b.path, &a.path, &b.path]
         .into_iter()
         .map(|root| {
@@ -285,6 +297,7 @@ fn a_recorded_profile_is_prefetched_in_the_background() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (files, up, lockfiles) = setup(2, dir.path());
+    let lockfiles = without_rpms(lockfiles);
     let profile = dir.path().join("profile.jsonl");
     let mnt = dir.path().join("mnt");
     let record = ["--record", profile.to_str().unwrap()];
@@ -339,8 +352,12 @@ fn a_profile_prefetch_runs_ahead_with_twice_the_slots_and_more_when_an_open_wait
         .serve(UpstreamBuilder::new().latency(Duration::from_millis(1500)))
         .start()
         .unwrap();
-    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
-    let outputs = files.expected_outputs();
+    let lockfiles = without_rpms(files.write_lockfiles(&dir.path().join("src"), &up));
+    let outputs: Vec<_> = files
+        .expected_outputs()
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("deps/rpm/"))
+        .collect();
     assert!(outputs.len() >= 6, "{}", outputs.len());
     let profile = dir.path().join("profile.jsonl");
     let lines: Vec<String> = outputs
@@ -378,6 +395,7 @@ fn prefetch_all_fetches_everything() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (files, up, lockfiles) = setup(2, dir.path());
+    let lockfiles = without_rpms(lockfiles);
     let mnt = dir.path().join("mnt");
     let _m = Mount::start(
         &mnt,
@@ -385,8 +403,9 @@ fn prefetch_all_fetches_everything() {
         &lockfiles,
         &["--prefetch", "all"],
     );
+    let want = files.count() - files.rpms.len();
     assert!(wait_until(Duration::from_secs(10), || {
-        up.stats().total_requests == files.count() as u64
+        up.stats().total_requests == want as u64
     }));
 }
 
@@ -740,4 +759,117 @@ fn a_daemon_that_cannot_start_reports_why_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("pylock.toml"));
     assert!(mount_source(&mnt).is_none());
+}
+
+/// rpmbuild-built packages in two repos, served by the upstream; the mount shows
+/// `repodata/` for both (generated from header-only Range reads before the mount is ready)
+/// and a real dnf installs from the mount, downloading only the packages it installs.
+#[test]
+fn dnf_installs_from_the_mount_and_downloads_only_what_it_installs() {
+    if !require_fuse()
+        || !rpmkit::require(
+            "dnf_installs_from_the_mount_and_downloads_only_what_it_installs",
+            &["rpmbuild", "dnf", "rpm"],
+        )
+    {
+        return;
+    }
+    use rpmkit::{LockEntry, Spec};
+    let work = tempfile::tempdir().unwrap();
+    // alpha (apps) requires beta >= 2.0 (base); gamma (apps) is large and not installed.
+    let specs: Vec<(&str, Spec, Vec<u8>)> = [
+        ("apps", Spec::new("alpha", "1.0").requires("beta >= 2.0")),
+        ("base", Spec::new("beta", "2.0")),
+        ("apps", Spec::new("gamma", "3.0").payload(256 << 10)),
+    ]
+    .into_iter()
+    .map(|(repo, spec)| {
+        let bytes = rpmkit::build(work.path(), &spec);
+        (repo, spec, bytes)
+    })
+    .collect();
+    let mut b = UpstreamBuilder::new();
+    for (repo, spec, bytes) in &specs {
+        b = b.file(&format!("{repo}/{}", spec.file_name()), bytes.clone());
+    }
+    let up = b.start().unwrap();
+    let entries: Vec<LockEntry<'_>> = specs
+        .iter()
+        .map(|(repo, spec, bytes)| LockEntry {
+            repoid: repo,
+            url: up.url(&format!("{repo}/{}", spec.file_name())),
+            spec,
+            bytes,
+        })
+        .collect();
+    let lock = work.path().join("rpms.lock.yaml");
+    std::fs::write(&lock, rpmkit::rpms_lock(&entries)).unwrap();
+    let sent = |repo: &str, spec: &Spec| {
+        up.stats()
+            .paths
+            .get(&format!("/{repo}/{}", spec.file_name()))
+            .map_or(0, |p| p.bytes_sent)
+    };
+
+    let mnt = work.path().join("mnt");
+    let cache = work.path().join("cache");
+    let m = Mount::start(&mnt, &cache, std::slice::from_ref(&lock), &[]);
+    assert!(
+        m.log().contains("generated from package headers"),
+        "{}",
+        m.log()
+    );
+    for (repo, spec, bytes) in &specs {
+        if spec.file_name().starts_with("gamma") {
+            // The small packages fit in the first Range read; gamma's payload is not read.
+            assert!(
+                sent(repo, spec) < bytes.len() as u64 / 2,
+                "{}: only headers read at mount",
+                spec.file_name()
+            );
+        }
+        let repomd = mnt.join(format!("deps/rpm/x86_64/{repo}/repodata/repomd.xml"));
+        assert!(repomd.is_file(), "{} exists", repomd.display());
+    }
+    up.reset_stats();
+    let (root, dnf) = rpmkit::dnf_install(
+        work.path(),
+        &mnt.join("deps/rpm/x86_64/repos.d"),
+        &["apps", "base"],
+        &["alpha"],
+    );
+    assert!(
+        dnf.status.success(),
+        "dnf install alpha from the mount failed"
+    );
+    let q = rpmkit::rpm_query(&root, &["alpha", "beta"]);
+    assert_eq!(
+        String::from_utf8_lossy(&q.stdout),
+        "alpha-1.0-1.noarch\nbeta-2.0-1.noarch\n"
+    );
+    for (repo, spec, bytes) in &specs {
+        let want = if spec.file_name().starts_with("gamma") {
+            0
+        } else {
+            bytes.len() as u64
+        };
+        assert_eq!(
+            sent(repo, spec),
+            want,
+            "{}: downloaded only if installed",
+            spec.file_name()
+        );
+    }
+    assert_eq!(m.umount(), Some(0));
+    drop(m);
+
+    // A second mount of the same cache has the repodata at once: nothing is read upstream.
+    up.reset_stats();
+    let m = Mount::start(&mnt, &cache, std::slice::from_ref(&lock), &[]);
+    assert!(m.log().contains(": cached ("), "{}", m.log());
+    assert_eq!(up.stats().total_requests, 0);
+    assert!(
+        mnt.join("deps/rpm/x86_64/base/repodata/repomd.xml")
+            .is_file()
+    );
 }

@@ -113,10 +113,14 @@ pub fn run(args: MountArgs) -> CmdResult {
 /// `bom.json` is left to the filesystem to generate when it is first opened (with the
 /// returned options): at 50,000 artifacts it is ~35 MB, and building it at mount time was
 /// most of the daemon's memory peak.
+///
+/// `repodata` runs between the lockfiles and the tree: it may add artifacts (see
+/// [`repodata_artifacts`]), which the tree then has like the others.
 fn plan(
     args: &MountArgs,
     mountpoint: &Path,
-) -> Result<(Vec<Artifact>, Tree, SbomOptions), crate::exit::Failure> {
+    repodata: impl FnOnce(&[Artifact]) -> Vec<Artifact>,
+) -> Result<(Vec<Artifact>, Tree, SbomOptions, usize), crate::exit::Failure> {
     let filter = Filter {
         arches: args.arches.clone(),
         skip_unfetchable: args.skip_unfetchable,
@@ -132,14 +136,78 @@ fn plan(
         .for_output_dir
         .clone()
         .unwrap_or_else(|| mountpoint.to_path_buf());
-    let npm_projects = strata_tree::load_npm_projects(&outcome.artifacts).map_err(input)?;
+    let mut artifacts = outcome.artifacts;
+    let npm_projects = strata_tree::load_npm_projects(&artifacts).map_err(input)?;
+    let made = repodata(&artifacts);
+    let made_count = made.len();
+    artifacts.extend(made);
     let options = TreeOptions {
         for_output_dir: Some(for_output_dir.to_string_lossy().into_owned()),
         npm_projects,
         sbom: Default::default(),
     };
-    let tree = Tree::build_without_bom(&outcome.artifacts, &options).map_err(input)?;
-    Ok((outcome.artifacts, tree, options.sbom))
+    let tree = Tree::build_without_bom(&artifacts, &options).map_err(input)?;
+    Ok((artifacts, tree, options.sbom, made_count))
+}
+
+/// `repodata/` of every `deps/rpm/<arch>/<repoid>/`, as artifacts backed by store entries:
+/// from the repodata cache when the repository's packages were seen before, else generated
+/// now from the packages' headers (HTTP Range reads; whole packages are not downloaded).
+///
+/// This runs before the mount is declared ready, so a repository's first mount pays the
+/// header reads (one round trip or two per package); dnf never sees a repository without
+/// its metadata. A repository whose headers cannot be read gets no `repodata/` and a
+/// warning, as with `strata fetch`.
+async fn repodata_artifacts(
+    fetcher: &Fetcher,
+    artifacts: &[Artifact],
+    jobs: usize,
+) -> Vec<Artifact> {
+    let cache = strata_rpm::RepodataCache::new(fetcher.store().clone());
+    let stats = strata_rpm::HeaderStats::default();
+    let mut made = Vec::new();
+    for repo in strata_rpm::group_repos(artifacts) {
+        let started = Instant::now();
+        let (data, how) = match cache.lookup(&repo.key()) {
+            Some(hit) => (hit, "cached"),
+            None => match strata_rpm::ensure_repodata(fetcher, &cache, &repo, jobs, &stats).await {
+                Ok((data, _)) => (data, "generated from package headers"),
+                Err(e) => {
+                    tracing::warn!("no repodata for {}: {e}", repo.dir());
+                    continue;
+                }
+            },
+        };
+        eprintln!(
+            "strata: repodata for {}: {how} ({} files, {} ms)",
+            repo.dir(),
+            data.files.len(),
+            started.elapsed().as_millis()
+        );
+        let origin = repo.artifacts[0].origin.clone();
+        for file in data.files {
+            let path = format!("{}/{}", repo.dir(), file.path);
+            let filename = path.rsplit('/').next().unwrap_or_default().to_owned();
+            made.push(Artifact {
+                ecosystem: strata_lock::Ecosystem::Generic,
+                name: filename.clone(),
+                version: None,
+                filename,
+                urls: vec![format!(
+                    "file://{}",
+                    fetcher.store().entry_path(&file.digest).display()
+                )],
+                size: Some(file.size),
+                digests: vec![file.digest],
+                arch: None,
+                repo_id: None,
+                path,
+                origin: origin.clone(),
+                details: strata_lock::Details::Generic,
+            });
+        }
+    }
+    made
 }
 
 fn fetcher(store: &Store, args: &MountArgs, jobs: usize) -> Result<Fetcher, crate::exit::Failure> {
@@ -183,7 +251,6 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
     }
     let started = Instant::now();
     let mountpoint = prepare_mountpoint(&args.mountpoint)?;
-    let (artifacts, tree, sbom) = plan(&args, &mountpoint)?;
     let prefetch = parse_prefetch(&args.prefetch)?;
     let store = Store::open(args.cache.resolve()).map_err(work)?;
     let demand = fetcher(&store, &args, usize::from(args.jobs))?;
@@ -200,7 +267,14 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
         .build()
         .context("could not start the async runtime")
         .map_err(work)?;
-    let files = artifacts.len();
+    let (artifacts, tree, sbom, made) = plan(&args, &mountpoint, |artifacts| {
+        runtime.block_on(repodata_artifacts(
+            &demand,
+            artifacts,
+            usize::from(args.jobs),
+        ))
+    })?;
+    let files = artifacts.len() - made;
     let fs = LazyFs::new(
         tree,
         artifacts,
@@ -210,6 +284,7 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
             passthrough: !args.no_passthrough,
             recorder,
             lazy_bom: Some(sbom),
+            made_artifacts: made,
         },
     );
     let options = MountOptions {
