@@ -83,6 +83,10 @@ Listing and stat never download. Opening a file that is not in the cache yet blo
 open until the file is downloaded and verified (other opens go on); a failed download makes
 the open fail with EIO and is logged.
 
+Every deps/rpm/<arch>/<repoid>/ has a repodata/ for dnf: from the cache when those packages
+were seen before, else generated from the packages' headers (HTTP Range reads, not whole
+packages) before the mount is ready, so a first mount of new RPMs returns later.
+
 Prefetch trade-off: without it a build pays the download latency of each file when it first
 opens it, which wins when a build uses a small part of its lockfiles. Record a profile once
 (--record build.jsonl) and replay it (--prefetch build.jsonl) to download those files in the
