@@ -68,6 +68,8 @@ pub enum Command {
     /// Apply the retention policy of strata.toml to a registry repository (dry run by default).
     #[command(after_long_help = crate::cmd::gc::EXAMPLES)]
     Gc(crate::cmd::gc::GcArgs),
+    /// Serve the lockfiles lazily over HTTP (pip/uv index, npm registry, the tree) and NFS.
+    Serve(crate::cmd::serve::ServeArgs),
 }
 
 const PLAN_EXAMPLES: &str = "\
