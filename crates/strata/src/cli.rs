@@ -178,8 +178,8 @@ impl CacheDirArg {
             ..Default::default()
         };
         if let Ok(size) = std::env::var("STRATA_REMOTE_CHUNK_SIZE") {
-            let size = parse_size(&size)
-                .map_err(|e| anyhow::anyhow!("STRATA_REMOTE_CHUNK_SIZE: {e}"))?;
+            let size =
+                parse_size(&size).map_err(|e| anyhow::anyhow!("STRATA_REMOTE_CHUNK_SIZE: {e}"))?;
             options.chunk_size = (size > 0).then_some(size);
         }
         let tier = strata_remote::OciRemote::new(spec, options).map_err(anyhow::Error::msg)?;
