@@ -26,15 +26,24 @@ fn require(tool: &str, args: &[&str]) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if ok {
-        return true;
-    }
-    if std::env::var("STRATA_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
-        panic!(
-            "`{tool}` is required (STRATA_TEST_REQUIRE_ALL=1): run scripts/setup-debian.sh test"
-        );
-    }
-    eprintln!("SKIP: `{tool}` is not available (scripts/setup-debian.sh test installs it)");
+    ok || missing_tool(tool)
+}
+
+/// Whether `tool` can be started at all (whatever it exits with), else as [`require`].
+fn require_present(tool: &str) -> bool {
+    let started = Command::new(tool)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    started || missing_tool(tool)
+}
+
+/// Reports a missing tool through [`missing`]; always `false`.
+fn missing_tool(tool: &str) -> bool {
+    missing(&format!(
+        "`{tool}` is not available (scripts/setup-debian.sh test installs it)"
+    ));
     false
 }
 
@@ -888,7 +897,8 @@ fn nfs_url(port: u16, path: &str) -> String {
 
 #[test]
 fn nfs_serves_the_same_tree_lazily() {
-    if !(require("nfs-ls", &["--help"]) && require("nfs-cat", &["--help"])) {
+    // libnfs tools have no --version and their usage exit codes vary: only ask whether they run.
+    if !(require_present("nfs-ls") && require_present("nfs-cat")) {
         return;
     }
     let f = pip_fixture();
