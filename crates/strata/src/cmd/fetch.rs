@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures_util::StreamExt;
 use serde::Serialize;
-use strata_lock::{Artifact, Digest, Filter, SkipReason};
+use strata_lock::{Artifact, Digest, Ecosystem, Filter, SkipReason};
 use strata_store::{
     Failure, FetchError, FetchOptions, Fetched, Fetcher, Netrc, Source, Store, StoreError,
 };
@@ -70,19 +70,27 @@ pub fn run(args: FetchArgs) -> CmdResult {
     };
     let fetcher = Fetcher::new(store.clone(), options).map_err(|e| work(anyhow::anyhow!(e)))?;
     prepare_output(&args.output, &plan.tree)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")
-        .map_err(work)?;
     let progress = FetchProgress::new(plan.unique.len() as u64, args.format == Format::Text);
-    let results = runtime.block_on(fetch_all(
-        &fetcher,
-        &plan,
-        &args.output,
-        &progress,
-        usize::from(args.jobs),
-    ));
+    // Cache hits need no async machinery: they are linked on this thread, and the runtime is
+    // started only when something must be downloaded or RPM repodata must be ensured.
+    let (mut results, misses) = link_cached(&store, &plan, &args.output, &progress);
+    let needs_async =
+        !misses.is_empty() || plan.artifacts.iter().any(|a| a.ecosystem == Ecosystem::Rpm);
+    let runtime = if needs_async {
+        Some(start_runtime()?)
+    } else {
+        None
+    };
+    if let Some(runtime) = &runtime {
+        results.extend(runtime.block_on(fetch_all(
+            &fetcher,
+            &plan,
+            &misses,
+            &args.output,
+            &progress,
+            usize::from(args.jobs),
+        )));
+    }
     progress.finish();
 
     let mut summary = Summary {
@@ -126,16 +134,18 @@ pub fn run(args: FetchArgs) -> CmdResult {
     }
     summary.failed.sort_by(|a, b| a.path.cmp(&b.path));
     if summary.failed.is_empty() {
-        let repodata = runtime.block_on(crate::cmd::repodata::write_all(
-            &fetcher,
-            &plan.artifacts,
-            &args.output,
-        ));
-        tracing::info!(
-            "repodata: {} repos from cache, {} generated",
-            repodata.cached,
-            repodata.generated
-        );
+        if let Some(runtime) = &runtime {
+            let repodata = runtime.block_on(crate::cmd::repodata::write_all(
+                &fetcher,
+                &plan.artifacts,
+                &args.output,
+            ));
+            tracing::info!(
+                "repodata: {} repos from cache, {} generated",
+                repodata.cached,
+                repodata.generated
+            );
+        }
         write_generated(&args.output, &plan.tree)?;
     }
     summary.duration_ms = started.elapsed().as_millis();
@@ -225,39 +235,96 @@ fn prepare_output(output: &Path, tree: &Tree) -> Result<(), crate::exit::Failure
 }
 
 /// Ensures every distinct digest and links it to each of its output paths as it arrives.
+/// A multi-threaded runtime for downloads.
+fn start_runtime() -> Result<tokio::runtime::Runtime, crate::exit::Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+        .map_err(work)
+}
+
+type Outcome = (Digest, Result<Fetched, FetchError>);
+
+/// Links every digest already in the store to its output paths; returns those outcomes and
+/// the digests still to download.
+fn link_cached<'p>(
+    store: &Store,
+    plan: &'p Plan,
+    output: &Path,
+    progress: &FetchProgress,
+) -> (Vec<Outcome>, Vec<&'p Digest>) {
+    let mut done = Vec::new();
+    let mut misses = Vec::new();
+    for (digest, users) in &plan.unique {
+        match store.lookup(digest) {
+            Some(path) => {
+                let fetched = Fetched {
+                    path,
+                    source: Source::Cache,
+                    downloaded: 0,
+                };
+                let result = place(store, plan, digest, users, output, fetched);
+                finish_one(progress, &result);
+                done.push((digest.clone(), result));
+            }
+            None => misses.push(digest),
+        }
+    }
+    (done, misses)
+}
+
+/// Ensures each missing digest and links it to each of its output paths as it arrives.
 async fn fetch_all(
     fetcher: &Fetcher,
     plan: &Plan,
+    misses: &[&Digest],
     output: &Path,
     progress: &FetchProgress,
     jobs: usize,
-) -> Vec<(Digest, Result<Fetched, FetchError>)> {
+) -> Vec<Outcome> {
     let store = fetcher.store();
-    futures_util::stream::iter(plan.unique.iter())
-        .map(|(digest, users)| async move {
-            let first = &plan.artifacts[users[0]];
-            let mut result = fetcher.ensure(first, progress).await;
-            if let Ok(fetched) = &result {
-                for &i in users {
-                    let artifact = &plan.artifacts[i];
-                    if let Err(e) = store.link_into(digest, &output.join(&artifact.path)) {
-                        result = Err(FetchError {
-                            artifact: strata_store::label(artifact),
-                            attempts: vec![(fetched.path.display().to_string(), Failure::Store(e))],
-                        });
-                        break;
-                    }
-                }
-            }
-            if let Err(e) = &result {
-                progress.println(&format!("error: {e}"));
-            }
-            progress.artifact_done();
+    futures_util::stream::iter(misses.iter().copied())
+        .map(|digest| async move {
+            let users = &plan.unique[digest];
+            let result = match fetcher.ensure(&plan.artifacts[users[0]], progress).await {
+                Ok(fetched) => place(store, plan, digest, users, output, fetched),
+                Err(e) => Err(e),
+            };
+            finish_one(progress, &result);
             (digest.clone(), result)
         })
         .buffer_unordered(jobs.saturating_mul(2).max(1))
         .collect()
         .await
+}
+
+/// Links a store entry to the output path of every artifact that shares its digest.
+fn place(
+    store: &Store,
+    plan: &Plan,
+    digest: &Digest,
+    users: &[usize],
+    output: &Path,
+    fetched: Fetched,
+) -> Result<Fetched, FetchError> {
+    for &i in users {
+        let artifact = &plan.artifacts[i];
+        if let Err(e) = store.link_into(digest, &output.join(&artifact.path)) {
+            return Err(FetchError {
+                artifact: strata_store::label(artifact),
+                attempts: vec![(fetched.path.display().to_string(), Failure::Store(e))],
+            });
+        }
+    }
+    Ok(fetched)
+}
+
+fn finish_one(progress: &FetchProgress, result: &Result<Fetched, FetchError>) {
+    if let Err(e) = result {
+        progress.println(&format!("error: {e}"));
+    }
+    progress.artifact_done();
 }
 
 /// Writes bom.json, .build-config.json and other generated files, each atomically.
