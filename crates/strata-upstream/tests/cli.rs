@@ -58,6 +58,7 @@ fn serves_a_directory_with_faults_and_stops_on_sigterm() {
     assert_eq!(line.trim(), format!("listening on http://127.0.0.1:{port}"));
 
     let url = format!("http://127.0.0.1:{port}/deps/a-1.0.tgz");
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::blocking::Client::new();
     assert_eq!(client.get(&url).send().unwrap().status(), 503);
     let resp = client.get(&url).send().unwrap();

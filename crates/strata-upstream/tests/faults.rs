@@ -24,7 +24,7 @@ async fn status_fault_answers_503_twice_then_200() {
         )
         .start()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
     let statuses = [
         StatusCode::SERVICE_UNAVAILABLE,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -54,7 +54,7 @@ async fn head_is_never_faulted_and_does_not_use_up_a_fault() {
         )
         .start()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
     let resp = client.head(up.url("a")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let resp = client.get(up.url("a")).send().await.unwrap();
@@ -75,7 +75,7 @@ async fn status_fault_applies_to_missing_paths_too() {
         )
         .start()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
     let first = client.get(up.url("gone")).send().await.unwrap().status();
     let second = client.get(up.url("gone")).send().await.unwrap().status();
     assert_eq!(
@@ -92,7 +92,7 @@ async fn wrong_bytes_keeps_length_but_changes_content() {
         .fault("w", Fault::WrongBytes)
         .start()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
     let resp = client.get(up.url("w")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.content_length(), Some(300_000));
@@ -189,7 +189,7 @@ async fn stall_times_stalls_the_first_requests_only() {
         )
         .start()
         .unwrap();
-    let client = reqwest::Client::builder()
+    let client = common::client_builder()
         .read_timeout(Duration::from_millis(500))
         .build()
         .unwrap();
@@ -233,10 +233,7 @@ fn reset_aborts_the_connection_mid_body_then_recovers() {
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
 
     // times: 1 → the next request is served in full.
-    let body = reqwest::blocking::get(up.url("r"))
-        .unwrap()
-        .bytes()
-        .unwrap();
+    let body = common::blocking_get(up.url("r")).unwrap().bytes().unwrap();
     assert_eq!(body, data);
 }
 
@@ -253,7 +250,7 @@ async fn reset_is_a_client_error() {
         )
         .start()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
     for _ in 0..2 {
         let result = match client.get(up.url("r")).send().await {
             Ok(resp) => resp.bytes().await.map(|_| ()),
@@ -288,7 +285,7 @@ fn truncate_declares_full_length_and_closes_early() {
     end.expect("a clean close (FIN), not a reset");
     assert_eq!(got, &data[..5000], "exactly after_bytes, then EOF");
 
-    let err = reqwest::blocking::get(up.url("t"))
+    let err = common::blocking_get(up.url("t"))
         .and_then(|r| r.bytes())
         .expect_err("a short body must be a client error");
     assert!(
@@ -312,7 +309,7 @@ async fn slow_throttles_one_path() {
         )
         .start()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
     let started = Instant::now();
     let body = client
         .get(up.url("slow"))
@@ -341,7 +338,7 @@ async fn slow_throttles_one_path() {
 #[tokio::test]
 async fn faults_can_be_set_and_cleared_at_runtime() {
     let up = UpstreamBuilder::new().file("x", "ok").start().unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
     let get = || async { client.get(up.url("x")).send().await.unwrap().status() };
     assert_eq!(get().await, StatusCode::OK);
     up.set_fault(

@@ -20,7 +20,7 @@ async fn get_serves_the_bytes_with_length() {
         .file("pkgs/a-1.0.tgz", data.clone())
         .start()
         .unwrap();
-    let resp = reqwest::get(up.url("pkgs/a-1.0.tgz")).await.unwrap();
+    let resp = common::get(up.url("pkgs/a-1.0.tgz")).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[CONTENT_LENGTH], "100000");
     assert_eq!(resp.headers()[ACCEPT_RANGES], "bytes");
@@ -36,7 +36,7 @@ async fn head_has_headers_but_no_body_and_is_counted_apart() {
         .file("f.bin", content(5000))
         .start()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
     let resp = client.head(up.url("f.bin")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[CONTENT_LENGTH], "5000");
@@ -65,7 +65,7 @@ async fn single_ranges_give_206_and_content_range() {
         .file("r", data.clone())
         .start()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
     let cases: [(&str, usize, usize); 5] = [
         ("bytes=0-99", 0, 99),
         ("bytes=990-", 990, 999),
@@ -128,15 +128,11 @@ async fn single_ranges_give_206_and_content_range() {
 #[tokio::test]
 async fn unknown_paths_are_404_and_counted() {
     let up = UpstreamBuilder::new().file("here", "x").start().unwrap();
-    let resp = reqwest::get(up.url("missing.tgz")).await.unwrap();
+    let resp = common::get(up.url("missing.tgz")).await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(up.requests("missing.tgz"), 1);
 
-    let resp = reqwest::Client::new()
-        .post(up.url("here"))
-        .send()
-        .await
-        .unwrap();
+    let resp = common::client().post(up.url("here")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -146,7 +142,7 @@ async fn percent_encoded_paths_are_decoded() {
         .file("npm/@scope/name-1.0.tgz", "scoped")
         .start()
         .unwrap();
-    let resp = reqwest::get(format!("http://{}/npm/%40scope/name-1.0.tgz", up.addr()))
+    let resp = common::get(format!("http://{}/npm/%40scope/name-1.0.tgz", up.addr()))
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -183,7 +179,7 @@ fn keep_alive_serves_two_requests_on_one_connection() {
 fn works_from_sync_code_and_drop_stops_the_server() {
     let up = UpstreamBuilder::new().file("x", "hello").start().unwrap();
     let addr = up.addr();
-    let body = reqwest::blocking::get(up.url("x")).unwrap().text().unwrap();
+    let body = common::blocking_get(up.url("x")).unwrap().text().unwrap();
     assert_eq!(body, "hello");
     drop(up);
     assert!(
@@ -216,7 +212,7 @@ async fn stats_and_reset_endpoints() {
         .file("b", content(20))
         .start()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
     for path in ["a", "a", "b", "nope"] {
         client.get(up.url(path)).send().await.unwrap();
     }
@@ -291,7 +287,7 @@ async fn streams_a_multi_gigabyte_file_from_disk() {
     file.write_all(b"head!").unwrap();
     drop(file);
     let up = UpstreamBuilder::new().dir(dir.path()).start().unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
 
     let resp = client.head(up.url("big.img")).send().await.unwrap();
     assert_eq!(resp.headers()[CONTENT_LENGTH], SIZE.to_string().as_str());
@@ -329,7 +325,7 @@ async fn latency_delays_every_response() {
         .latency(Duration::from_millis(200))
         .start()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
     for _ in 0..2 {
         let started = Instant::now();
         let resp = client.get(up.url("x")).send().await.unwrap();
@@ -354,7 +350,7 @@ async fn rate_limit_caps_connection_throughput() {
         .start()
         .unwrap();
     let started = Instant::now();
-    let body = reqwest::get(up.url("big"))
+    let body = common::get(up.url("big"))
         .await
         .unwrap()
         .bytes()

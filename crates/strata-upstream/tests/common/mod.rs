@@ -7,6 +7,40 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// Installs rustls' ring crypto provider once. In a workspace build, reqwest's features are
+/// unified with strata-store's `rustls-no-provider`, and any client built without a provider
+/// installed panics; plain-HTTP tests need one installed all the same.
+pub fn tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A reqwest client (with the provider installed).
+pub fn client() -> reqwest::Client {
+    client_builder()
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
+/// A reqwest client builder (with the provider installed).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    tls_provider();
+    reqwest::Client::builder()
+}
+
+/// `reqwest::get` with the provider installed.
+pub async fn get(url: String) -> reqwest::Result<reqwest::Response> {
+    client().get(url).send().await
+}
+
+/// `reqwest::blocking::get` with the provider installed.
+pub fn blocking_get(url: String) -> reqwest::Result<reqwest::blocking::Response> {
+    tls_provider();
+    reqwest::blocking::get(url)
+}
+
 /// Deterministic test content: `len` bytes that are not all alike.
 pub fn content(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
