@@ -45,7 +45,7 @@ big_reps=${STRATA_BENCH_BIG_REPS:-}
 no_big=${STRATA_BENCH_NO_BIG:-0}
 pylock_mix=${STRATA_BENCH_PYLOCK_MIX:-0}
 fast_reps=${STRATA_BENCH_FAST_REPS:-3}
-bin_dir=${STRATA_BENCH_BIN_DIR:-$repo/target/release}
+bin_dir=${STRATA_BENCH_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
 latency_ms=50
 rate=20MB
 

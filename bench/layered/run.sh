@@ -58,7 +58,7 @@ docker=${STRATA_DOCKER:-/usr/bin/docker}
 export DOCKER_BUILDKIT=1
 strata_host=${DOCKER_HOST:-${STRATA_DOCKER_HOST:-unix:///run/strata-docker.sock}}
 mono_host=${MONO_DOCKER_HOST:-$strata_host}
-strata=${STRATA_BIN:-$root/target/release/strata}
+strata=${STRATA_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/strata}
 [ -x "$strata" ] || { (cd "$root" && cargo build --release -q -p strata); }
 for h in "$strata_host" "$mono_host"; do
   DOCKER_HOST=$h "$docker" version >/dev/null || { echo "no Docker engine at $h (scripts/start-dockerd.sh)" >&2; exit 1; }

@@ -51,7 +51,7 @@ tiny=${STRATA_BENCH_TINY:-0}
 reps=${STRATA_BENCH_REPS:-}
 build_jobs=${STRATA_BENCH_BUILD_JOBS:-}
 work=${STRATA_BENCH_WORK_DIR:-${TMPDIR:-/tmp}/strata-bench-lazy}
-bin_dir=${STRATA_BENCH_BIN_DIR:-$repo/target/release}
+bin_dir=${STRATA_BENCH_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
 do_main=1 do_extras=1
 latency_ms=50
 rate=20MB

@@ -41,7 +41,7 @@ docker_reps=""
 docker=1
 files=""
 work=${TMPDIR:-/tmp}/strata-bench-plan
-bin_dir=$repo/target/release
+bin_dir=${CARGO_TARGET_DIR:-$repo/target}/release
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 need_arg() { [[ $# -ge 2 && -n $2 ]] || { echo "run.sh: $1 needs a value" >&2; exit 2; }; }

@@ -18,7 +18,7 @@ tiny=
 reps=3
 cases=pip,npm,devpi,verdaccio,remote
 work=${TMPDIR:-/tmp}/strata-bench-serve
-bin=$repo/target/release
+bin=${CARGO_TARGET_DIR:-$repo/target}/release
 while [ $# -gt 0 ]; do
   case $1 in
     --tiny) tiny=--tiny ;;
