@@ -139,12 +139,12 @@ fn levels_and_critical_paths() {
 
 #[test]
 fn global_args_expand_from_with_overrides() {
-    let text = "ARG REG=docker.io\nARG TAG=40\nARG IMAGE=${REG}/fedora:${TAG}\nFROM ${IMAGE} AS base\nFROM base\n";
+    let text = "ARG REG=registry.example\nARG TAG=40\nARG IMAGE=${REG}/fedora:${TAG}\nFROM ${IMAGE} AS base\nFROM base\n";
     let g = graph(text, None, &[]).unwrap();
     assert_eq!(
         g.stages[0].base,
         Base::Image {
-            reference: "docker.io/fedora:40".into(),
+            reference: "registry.example/fedora:40".into(),
             pinned: false
         }
     );
@@ -152,7 +152,7 @@ fn global_args_expand_from_with_overrides() {
     assert_eq!(
         g.stages[0].base,
         Base::Image {
-            reference: "docker.io/fedora:41".into(),
+            reference: "registry.example/fedora:41".into(),
             pinned: false
         }
     );

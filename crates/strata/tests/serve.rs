@@ -565,9 +565,9 @@ fn missing(what: &str) {
 /// The Docker base image with python3 and pip that the build test uses.
 const PYTHON_IMAGE: &str = "strata-test/debian-python3:bookworm";
 
-/// Makes [`PYTHON_IMAGE`] present: imported from a cached rootfs tarball
-/// (`$STRATA_TEST_PYTHON_ROOTFS`, default /var/cache/strata-serve/debian-python3-bookworm.tar),
-/// which is made once with debootstrap (minutes; needs the Debian mirror) when missing.
+/// Makes [`PYTHON_IMAGE`] present: imported from a rootfs tarball (`$STRATA_TEST_PYTHON_ROOTFS`,
+/// else `scripts/debian-base.sh python3,python3-pip`, which debootstraps it once from the
+/// mirror in this machine's apt configuration and caches it).
 fn python_image(host: &str) -> Result<(), String> {
     let docker = |args: &[&str]| {
         Command::new("/usr/bin/docker")
@@ -582,45 +582,10 @@ fn python_image(host: &str) -> Result<(), String> {
     {
         return Ok(());
     }
-    let tar = PathBuf::from(
-        std::env::var("STRATA_TEST_PYTHON_ROOTFS")
-            .unwrap_or_else(|_| "/var/cache/strata-serve/debian-python3-bookworm.tar".into()),
-    );
-    if !tar.is_file() {
-        let root = tar.with_extension("rootfs");
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(tar.parent().unwrap()).map_err(|e| e.to_string())?;
-        let out = Command::new("debootstrap")
-            .args([
-                "--variant=minbase",
-                "--include=python3,python3-pip",
-                "bookworm",
-            ])
-            .arg(&root)
-            .arg("http://deb.debian.org/debian")
-            .output()
-            .map_err(|e| format!("debootstrap (apt-get install debootstrap): {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "debootstrap failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let partial = tar.with_extension("tar.part");
-        let ok = Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .arg("-cf")
-            .arg(&partial)
-            .arg(".")
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Err("could not tar the debootstrapped rootfs".into());
-        }
-        std::fs::rename(&partial, &tar).map_err(|e| e.to_string())?;
-        let _ = std::fs::remove_dir_all(&root);
-    }
+    let tar = match std::env::var("STRATA_TEST_PYTHON_ROOTFS") {
+        Ok(path) => PathBuf::from(path),
+        Err(_) => debian_python_rootfs()?,
+    };
     let out = docker(&["import", tar.to_str().unwrap(), PYTHON_IMAGE])?;
     if !out.status.success() {
         return Err(format!(
@@ -629,6 +594,24 @@ fn python_image(host: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The cached Debian rootfs tarball with python3 and pip, made by `scripts/debian-base.sh`.
+fn debian_python_rootfs() -> Result<PathBuf, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/debian-base.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("python3,python3-pip")
+        .output()
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
 #[test]
