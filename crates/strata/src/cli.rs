@@ -187,6 +187,55 @@ impl CacheDirArg {
     }
 }
 
+/// Which lockfile entries to take and how to download them: shared by `fetch`, `mount` and
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// Downloads in flight at once (`strata mount`: a profile prefetch gets twice as many,
+    /// plus one for each open that waits meanwhile, up to 4 × N).
+    #[arg(short, long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub jobs: u16,
+    /// Keep only wheels (and RPM arch sections) for these architectures, plus pure-Python
+    /// wheels and sdists; repeat for several. Accepts x86_64/amd64, aarch64/arm64, ppc64le,
+    /// s390x...
+    #[arg(long = "arch", value_name = "ARCH")]
+    pub arches: Vec<String>,
+    /// Skip lockfile entries that have no downloadable file (directory, VCS, git or file:
+    /// sources) instead of failing.
+    #[arg(long)]
+    pub skip_unfetchable: bool,
+    /// Retries of a URL after a transient failure (5xx, 429, broken or stalled connection);
+    /// then the artifact fails (fetch: exit 1; mount: EIO; serve: 502 or EIO).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+    /// Seconds without any data after which a connection counts as stalled.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub read_timeout: u64,
+}
+
+impl DownloadArgs {
+    /// The lockfile filter these flags select.
+    pub fn filter(&self) -> strata_lock::Filter {
+        strata_lock::Filter {
+            arches: self.arches.clone(),
+            skip_unfetchable: self.skip_unfetchable,
+            ..strata_lock::Filter::default()
+        }
+    }
+
+    /// Downloader options: these flags, `.netrc`, and the remote tier of `cache`.
+    pub fn fetch_options(&self, cache: &CacheDirArg) -> anyhow::Result<strata_store::FetchOptions> {
+        Ok(strata_store::FetchOptions {
+            jobs: usize::from(self.jobs),
+            retries: self.retries,
+            read_timeout: std::time::Duration::from_secs(self.read_timeout.max(1)),
+            netrc: strata_store::Netrc::load_default(),
+            remote: cache.remote_tier()?,
+            ..strata_store::FetchOptions::default()
+        })
+    }
+}
+
 /// Arguments of `strata fetch`.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
@@ -203,23 +252,8 @@ pub struct FetchArgs {
     pub for_output_dir: Option<PathBuf>,
     #[command(flatten)]
     pub cache: CacheDirArg,
-    /// Downloads in flight at once.
-    #[arg(short, long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
-    pub jobs: u16,
-    /// Keep only wheels for these architectures (plus pure-Python wheels and sdists); repeat
-    /// for several. Accepts x86_64/amd64, aarch64/arm64, ppc64le, s390x...
-    #[arg(long = "arch", value_name = "ARCH")]
-    pub arches: Vec<String>,
-    /// Skip lockfile entries that have no downloadable file (directory, VCS, git or file:
-    /// sources) instead of failing.
-    #[arg(long)]
-    pub skip_unfetchable: bool,
-    /// Retries of a URL after a transient failure (5xx, 429, broken or stalled connection).
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    pub retries: u32,
-    /// Seconds without any data after which a connection counts as stalled.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub read_timeout: u64,
+    #[command(flatten)]
+    pub download: DownloadArgs,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -3,15 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use futures_util::StreamExt;
 use serde::Serialize;
-use strata_lock::{Artifact, Digest, Ecosystem, Filter, SkipReason};
-use strata_store::{
-    Failure, FetchError, FetchOptions, Fetched, Fetcher, Netrc, Source, Store, StoreError,
-};
+use strata_lock::{Artifact, Digest, Ecosystem, SkipReason};
+use strata_store::{Failure, FetchError, Fetched, Fetcher, Source, Store, StoreError};
 use strata_tree::{Node, Tree, TreeOptions};
 
 use crate::cli::{FetchArgs, Format};
@@ -60,14 +58,7 @@ pub fn run(args: FetchArgs) -> CmdResult {
     let started = Instant::now();
     let plan = Plan::load(&args)?;
     let store = Store::open(args.cache.resolve()).map_err(work)?;
-    let options = FetchOptions {
-        jobs: usize::from(args.jobs),
-        retries: args.retries,
-        read_timeout: Duration::from_secs(args.read_timeout.max(1)),
-        netrc: Netrc::load_default(),
-        remote: args.cache.remote_tier().map_err(input)?,
-        ..FetchOptions::default()
-    };
+    let options = args.download.fetch_options(&args.cache).map_err(input)?;
     let fetcher = Fetcher::new(store.clone(), options).map_err(|e| work(anyhow::anyhow!(e)))?;
     prepare_output(&args.output, &plan.tree)?;
     let progress = FetchProgress::new(plan.unique.len() as u64, args.format == Format::Text);
@@ -88,7 +79,7 @@ pub fn run(args: FetchArgs) -> CmdResult {
             &misses,
             &args.output,
             &progress,
-            usize::from(args.jobs),
+            usize::from(args.download.jobs),
         )));
     }
     progress.finish();
@@ -169,13 +160,8 @@ struct Plan {
 
 impl Plan {
     fn load(args: &FetchArgs) -> Result<Plan, crate::exit::Failure> {
-        let filter = Filter {
-            arches: args.arches.clone(),
-            skip_unfetchable: args.skip_unfetchable,
-            ..Filter::default()
-        };
-        let outcome =
-            strata_lock::load_all_with_skipped(&args.lockfiles, &filter).map_err(input)?;
+        let outcome = strata_lock::load_all_with_skipped(&args.lockfiles, &args.download.filter())
+            .map_err(input)?;
         let artifacts = outcome.artifacts;
         let skipped = outcome
             .skipped

@@ -11,11 +11,11 @@ use anyhow::{Context as _, anyhow};
 use clap::Args;
 use strata_lazyfs::mounts::{self, Existing};
 use strata_lazyfs::{FsOptions, LazyFs, LazyHandle, MountOptions, Mounted, PrefetchPriority};
-use strata_lock::{Artifact, Filter, SkipReason};
-use strata_store::{FetchOptions, Fetcher, Netrc, Store};
+use strata_lock::{Artifact, SkipReason};
+use strata_store::{FetchOptions, Fetcher, Store};
 use strata_tree::{SbomOptions, Tree, TreeOptions};
 
-use crate::cli::CacheDirArg;
+use crate::cli::{CacheDirArg, DownloadArgs};
 use crate::exit::{CmdResult, input, work};
 
 /// Set in the environment of the re-executed daemon: the fd to write "ready" to.
@@ -51,22 +51,8 @@ pub struct MountArgs {
     /// Let other users (and build containers in user namespaces) read the mount.
     #[arg(long)]
     pub allow_other: bool,
-    /// Downloads in flight at once for opens; a profile prefetch gets twice as many, plus one
-    /// more for each open that has to wait meanwhile (up to 4 × N in all).
-    #[arg(short, long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
-    pub jobs: u16,
-    /// Keep only wheels for these architectures, as for `strata fetch`.
-    #[arg(long = "arch", value_name = "ARCH")]
-    pub arches: Vec<String>,
-    /// Skip lockfile entries that have no downloadable file instead of failing.
-    #[arg(long)]
-    pub skip_unfetchable: bool,
-    /// Retries of a URL after a transient failure; then the open fails with EIO.
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    pub retries: u32,
-    /// Seconds without any data after which a download counts as stalled.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub read_timeout: u64,
+    #[command(flatten)]
+    pub download: DownloadArgs,
     /// Serve reads in strata even where FUSE passthrough is available.
     #[arg(long)]
     pub no_passthrough: bool,
@@ -125,12 +111,8 @@ fn plan(
     mountpoint: &Path,
     repodata: impl FnOnce(&[Artifact]) -> Vec<Artifact>,
 ) -> Result<(Vec<Artifact>, Tree, SbomOptions, usize), crate::exit::Failure> {
-    let filter = Filter {
-        arches: args.arches.clone(),
-        skip_unfetchable: args.skip_unfetchable,
-        ..Filter::default()
-    };
-    let outcome = strata_lock::load_all_with_skipped(&args.lockfiles, &filter).map_err(input)?;
+    let outcome = strata_lock::load_all_with_skipped(&args.lockfiles, &args.download.filter())
+        .map_err(input)?;
     for s in &outcome.skipped {
         if let SkipReason::Unfetchable(why) = &s.reason {
             tracing::warn!("skipped {} ({}): {why}", s.name, s.origin);
@@ -217,11 +199,7 @@ async fn repodata_artifacts(
 fn fetcher(store: &Store, args: &MountArgs, jobs: usize) -> Result<Fetcher, crate::exit::Failure> {
     let options = FetchOptions {
         jobs,
-        retries: args.retries,
-        read_timeout: Duration::from_secs(args.read_timeout.max(1)),
-        netrc: Netrc::load_default(),
-        remote: args.cache.remote_tier().map_err(input)?,
-        ..FetchOptions::default()
+        ..args.download.fetch_options(&args.cache).map_err(input)?
     };
     Fetcher::new(store.clone(), options).map_err(|e| work(anyhow!(e)))
 }
@@ -257,7 +235,7 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
     let mountpoint = prepare_mountpoint(&args.mountpoint)?;
     let prefetch = parse_prefetch(&args.prefetch)?;
     let store = Store::open(args.cache.resolve()).map_err(work)?;
-    let demand = fetcher(&store, &args, usize::from(args.jobs))?;
+    let demand = fetcher(&store, &args, usize::from(args.download.jobs))?;
     let recorder = match &args.record {
         Some(path) => Some(
             strata_lazyfs::Recorder::create(path)
@@ -275,7 +253,7 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
         runtime.block_on(repodata_artifacts(
             &demand,
             artifacts,
-            usize::from(args.jobs),
+            usize::from(args.download.jobs),
         ))
     })?;
     let files = artifacts.len() - made;
@@ -351,7 +329,7 @@ fn start_prefetch(
     store: &Store,
     args: &MountArgs,
 ) -> Result<(), crate::exit::Failure> {
-    let jobs = usize::from(args.jobs);
+    let jobs = usize::from(args.download.jobs);
     let (ids, jobs, priority) = match prefetch {
         Prefetch::None => return Ok(()),
         Prefetch::All => (

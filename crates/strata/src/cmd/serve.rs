@@ -5,16 +5,15 @@ use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use clap::Args;
-use strata_lock::{Filter, SkipReason};
+use strata_lock::SkipReason;
 use strata_serve::{HttpOptions, LazyTree};
-use strata_store::{FetchOptions, Fetcher, Netrc, Store};
+use strata_store::{Fetcher, Store};
 use strata_tree::{Tree, TreeOptions};
 
-use crate::cli::CacheDirArg;
+use crate::cli::{CacheDirArg, DownloadArgs};
 use crate::exit::{CmdResult, input, work};
 
 /// Default HTTP address when neither `--http` nor `--nfs` is given.
@@ -45,22 +44,8 @@ pub struct ServeArgs {
     /// when this is given.
     #[arg(long, value_name = "PATH")]
     pub for_output_dir: Option<PathBuf>,
-    /// Downloads in flight at once.
-    #[arg(short, long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
-    pub jobs: u16,
-    /// Keep only wheels for these architectures, as for `strata fetch`.
-    #[arg(long = "arch", value_name = "ARCH")]
-    pub arches: Vec<String>,
-    /// Skip lockfile entries that have no downloadable file instead of failing.
-    #[arg(long)]
-    pub skip_unfetchable: bool,
-    /// Retries of a URL after a transient failure; then the request fails with 502 (HTTP)
-    /// or EIO (NFS).
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    pub retries: u32,
-    /// Seconds without any data after which a download counts as stalled.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub read_timeout: u64,
+    #[command(flatten)]
+    pub download: DownloadArgs,
 }
 
 const SERVE_HELP: &str = "\
@@ -137,12 +122,8 @@ pub fn run(args: ServeArgs) -> CmdResult {
     let options =
         HttpOptions::with_prefix(&args.prefix).map_err(|e| input(anyhow!("--prefix: {e}")))?;
 
-    let filter = Filter {
-        arches: args.arches.clone(),
-        skip_unfetchable: args.skip_unfetchable,
-        ..Filter::default()
-    };
-    let outcome = strata_lock::load_all_with_skipped(&args.lockfiles, &filter).map_err(input)?;
+    let outcome = strata_lock::load_all_with_skipped(&args.lockfiles, &args.download.filter())
+        .map_err(input)?;
     for s in &outcome.skipped {
         if let SkipReason::Unfetchable(why) = &s.reason {
             tracing::warn!("skipped {} ({}): {why}", s.name, s.origin);
@@ -161,14 +142,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
     let files = outcome.artifacts.len();
 
     let store = Store::open(args.cache.resolve()).map_err(work)?;
-    let fetch_options = FetchOptions {
-        jobs: usize::from(args.jobs),
-        retries: args.retries,
-        read_timeout: Duration::from_secs(args.read_timeout.max(1)),
-        netrc: Netrc::load_default(),
-        remote: args.cache.remote_tier().map_err(input)?,
-        ..FetchOptions::default()
-    };
+    let fetch_options = args.download.fetch_options(&args.cache).map_err(input)?;
     let fetcher = Fetcher::new(store, fetch_options).map_err(|e| work(anyhow!(e)))?;
     let lazy = LazyTree::new(tree, outcome.artifacts, fetcher);
 
