@@ -280,11 +280,14 @@ impl Inner {
         let t_ms = self.stats.elapsed().as_millis() as u64;
         let artifact = &self.artifacts[index];
         let store = self.fetcher.store();
-        if store.contains(artifact.store_digest()) {
+        if let Ok(meta) = std::fs::metadata(store.entry_path(artifact.store_digest()))
+            && meta.is_file()
+        {
             let fetched = Fetched {
                 path: store.entry_path(artifact.store_digest()),
                 source: Source::Cache,
                 downloaded: 0,
+                size: meta.len(),
             };
             let first = self.first_open(id);
             if first {

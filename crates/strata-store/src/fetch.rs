@@ -78,6 +78,8 @@ pub struct Fetched {
     pub source: Source,
     /// Bytes downloaded by this call (0 unless `source` is `Download`).
     pub downloaded: u64,
+    /// The entry's size in bytes.
+    pub size: u64,
 }
 
 /// Why one attempt at one URL failed.
@@ -234,11 +236,12 @@ impl Fetcher {
         progress: &dyn Progress,
     ) -> Result<Fetched, FetchError> {
         let digest = artifact.store_digest();
-        if let Some(path) = self.store.lookup(digest) {
+        if let Some((path, size)) = self.store.lookup_sized(digest) {
             return Ok(Fetched {
                 path,
                 source: Source::Cache,
                 downloaded: 0,
+                size,
             });
         }
         let path = self.store.entry_path(digest);
@@ -257,11 +260,14 @@ impl Fetcher {
                     .map_err(fail)?
             }
         };
-        if path.is_file() {
+        if let Ok(meta) = std::fs::metadata(&path)
+            && meta.is_file()
+        {
             return Ok(Fetched {
                 path,
                 source: Source::Shared,
                 downloaded: 0,
+                size: meta.len(),
             });
         }
         let _permit = self
@@ -303,6 +309,7 @@ impl Fetcher {
                     path,
                     source: Source::Download,
                     downloaded,
+                    size: downloaded,
                 })
             }
             Err(e) => {
@@ -342,6 +349,7 @@ impl Fetcher {
                         path,
                         source: Source::Download,
                         downloaded,
+                        size: downloaded,
                     });
                 }
                 Err(failure) => failure,

@@ -110,7 +110,7 @@ impl Store {
                         Some(digest) if meta.is_file() => entries.push(Entry {
                             digest,
                             size: meta.len(),
-                            last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                            last_used: last_used(&meta),
                             path,
                         }),
                         _ => foreign.push(path),
@@ -232,4 +232,20 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(StoreError::io("list", dir, e)),
     }
+}
+
+/// When an entry was last used: its mtime (bumped by [`Store::touch`]) or its ctime, whichever
+/// is later. Linking an entry into an output tree changes its ctime (link(2) updates the inode's
+/// link count), so a warm fetch marks what it uses without any extra system call.
+fn last_used(meta: &fs::Metadata) -> SystemTime {
+    use std::os::unix::fs::MetadataExt as _;
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let changed = u64::try_from(meta.ctime())
+        .ok()
+        .map(|secs| {
+            SystemTime::UNIX_EPOCH
+                + Duration::new(secs, u32::try_from(meta.ctime_nsec()).unwrap_or(0))
+        })
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    modified.max(changed)
 }

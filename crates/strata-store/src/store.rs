@@ -143,6 +143,11 @@ impl Store {
     /// The entry's path if it exists, marking it used unless it was marked in the last hour
     /// (so a warm fetch of thousands of entries costs one `stat` each, not an open and a write).
     pub fn lookup(&self, digest: &Digest) -> Option<PathBuf> {
+        self.lookup_sized(digest).map(|(path, _)| path)
+    }
+
+    /// [`Store::lookup`], also giving the entry's size from the same `stat`.
+    pub fn lookup_sized(&self, digest: &Digest) -> Option<(PathBuf, u64)> {
         let path = self.entry_path(digest);
         let meta = fs::metadata(&path).ok().filter(|m| m.is_file())?;
         let recent = meta
@@ -153,7 +158,7 @@ impl Store {
         if !recent {
             self.touch(digest);
         }
-        Some(path)
+        Some((path, meta.len()))
     }
 
     /// Takes the per-digest lock, blocking until no other thread or process holds it.
@@ -248,6 +253,29 @@ impl Store {
             }
         }
         Ok(removed)
+    }
+
+    /// Links the entry for `digest` to `dest` if the store has it; `Ok(None)` when it does not.
+    /// The warm path of `strata fetch`: one link(2) per file and no `stat`. Linking counts as a
+    /// use for `gc` (link(2) updates the entry's ctime); a copy or an existing link is marked
+    /// used with [`Store::lookup`].
+    pub fn link_if_present(
+        &self,
+        digest: &Digest,
+        dest: &Path,
+    ) -> Result<Option<Placement>, StoreError> {
+        let src = self.entry_path(digest);
+        match fs::hard_link(&src, dest) {
+            Ok(()) => return Ok(Some(Placement::Linked)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !src.is_file() => return Ok(None),
+            Err(_) => {}
+        }
+        let placement = self.link_into(digest, dest)?;
+        if placement != Placement::Linked {
+            // No new link changed the entry's ctime: mark it used the usual way.
+            self.lookup(digest);
+        }
+        Ok(Some(placement))
     }
 
     /// Places the entry for `digest` at `dest` atomically: a hard link where possible, a copy

@@ -408,20 +408,23 @@ fn verify_finds_and_repairs_corruption() {
 fn gc_evicts_least_recently_used_to_a_size() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
+    let pause = || std::thread::sleep(Duration::from_millis(40));
     let digests: Vec<Digest> = (0..4u8)
         .map(|i| {
+            pause();
             let bytes = vec![i; 1000];
             let d = sha256(&bytes);
             strata_store::insert_bytes(&store, &d, &bytes).unwrap();
-            let when =
-                std::time::SystemTime::now() - Duration::from_secs(3600 * (10 - u64::from(i)));
-            std::fs::File::open(store.entry_path(&d))
-                .unwrap()
-                .set_modified(when)
-                .unwrap();
             d
         })
         .collect();
+    // Linking the oldest entry into an output tree is a use (it changes the entry's ctime), so
+    // entries 1 and 2 are now the least recently used.
+    pause();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let placed = store.link_if_present(&digests[0], &out.join("a")).unwrap();
+    assert_eq!(placed, Some(strata_store::Placement::Linked));
     let dry = store
         .gc(&strata_store::GcPolicy {
             max_size: Some(2500),
@@ -442,18 +445,27 @@ fn gc_evicts_least_recently_used_to_a_size() {
         .unwrap();
     assert_eq!((report.removed, report.freed), (2, 2000));
     assert!(
-        !store.contains(&digests[0]) && !store.contains(&digests[1]),
-        "the oldest go first"
+        !store.contains(&digests[1]) && !store.contains(&digests[2]),
+        "the least recently used go first"
     );
-    assert!(store.contains(&digests[2]) && store.contains(&digests[3]));
+    assert!(store.contains(&digests[0]) && store.contains(&digests[3]));
+    // Age: entry 3 was last used ≥ 400 ms ago, entry 0 is touched now.
+    std::thread::sleep(Duration::from_millis(400));
+    store.touch(&digests[0]);
     let aged = store
         .gc(&strata_store::GcPolicy {
-            max_age: Some(Duration::from_secs(3600 * 7 + 1800)),
+            max_age: Some(Duration::from_millis(200)),
             ..Default::default()
         })
         .unwrap();
     assert_eq!(aged.removed, 1);
-    assert!(store.contains(&digests[3]));
+    assert!(store.contains(&digests[0]) && !store.contains(&digests[3]));
+    assert_eq!(
+        store.link_if_present(&digests[3], &out.join("b")).unwrap(),
+        None,
+        "a missing entry is reported, not an error"
+    );
+    assert!(!out.join("b").exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]

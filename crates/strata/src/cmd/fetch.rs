@@ -101,10 +101,7 @@ pub fn run(args: FetchArgs) -> CmdResult {
         let users = &plan.unique[&digest];
         match result {
             Ok(fetched) => {
-                let size = std::fs::metadata(&fetched.path)
-                    .map(|m| m.len())
-                    .unwrap_or(0);
-                summary.bytes += size * users.len() as u64;
+                summary.bytes += fetched.size * users.len() as u64;
                 match fetched.source {
                     Source::Download => {
                         summary.downloaded += 1;
@@ -233,7 +230,7 @@ fn start_runtime() -> Result<tokio::runtime::Runtime, crate::exit::Failure> {
 type Outcome = (Digest, Result<Fetched, FetchError>);
 
 /// Links every digest already in the store to its output paths; returns those outcomes and
-/// the digests still to download.
+/// the digests still to download. A hit costs one link(2) per output path and nothing else.
 fn link_cached<'p>(
     store: &Store,
     plan: &'p Plan,
@@ -243,19 +240,34 @@ fn link_cached<'p>(
     let mut done = Vec::new();
     let mut misses = Vec::new();
     for (digest, users) in &plan.unique {
-        match store.lookup(digest) {
-            Some(path) => {
+        let first = &plan.artifacts[users[0]];
+        let dest = output.join(&first.path);
+        let result = match store.link_if_present(digest, &dest) {
+            Ok(None) => {
+                misses.push(digest);
+                continue;
+            }
+            Ok(Some(_)) => {
+                let path = store.entry_path(digest);
+                let size = first
+                    .size
+                    .or_else(|| std::fs::metadata(&path).ok().map(|m| m.len()))
+                    .unwrap_or(0);
                 let fetched = Fetched {
                     path,
                     source: Source::Cache,
                     downloaded: 0,
+                    size,
                 };
-                let result = place(store, plan, digest, users, output, fetched);
-                finish_one(progress, &result);
-                done.push((digest.clone(), result));
+                place(store, plan, digest, &users[1..], output, fetched)
             }
-            None => misses.push(digest),
-        }
+            Err(e) => Err(FetchError {
+                artifact: strata_store::label(first),
+                attempts: vec![(dest.display().to_string(), Failure::Store(e))],
+            }),
+        };
+        finish_one(progress, &result);
+        done.push((digest.clone(), result));
     }
     (done, misses)
 }
@@ -318,7 +330,7 @@ fn write_generated(output: &Path, tree: &Tree) -> Result<(), crate::exit::Failur
     for entry in tree.iter() {
         if let Node::Generated(bytes) = entry.node {
             let path = output.join(tree.path(entry.id).unwrap_or_default());
-            strata_tree::write_atomically(&path, bytes)
+            strata_tree::write_derived(&path, bytes)
                 .with_context(|| format!("could not write {}", path.display()))
                 .map_err(work)?;
         }
