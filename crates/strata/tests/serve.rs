@@ -679,6 +679,81 @@ fn a_docker_build_installs_through_the_http_index() {
     assert!(stats["not_locked"].as_u64().unwrap() >= 1, "{stats}");
 }
 
+/// buildah has no daemon and no registry here: the base is the same Debian rootfs tarball,
+/// unpacked by `ADD` into a `FROM scratch` image in a throw-away storage root.
+#[test]
+fn a_buildah_build_installs_through_the_http_index() {
+    if !require("buildah", &["--version"]) {
+        return;
+    }
+    let rootfs = match std::env::var("STRATA_TEST_PYTHON_ROOTFS") {
+        Ok(path) => PathBuf::from(path),
+        Err(_) => match debian_python_rootfs() {
+            Ok(path) => path,
+            Err(e) => return missing(&format!("no Debian python3 rootfs: {e}")),
+        },
+    };
+    let f = pip_fixture();
+    let server = Server::start(
+        &f.dir.join("cache"),
+        &["--http", "127.0.0.1:0"],
+        &[&f.pylock],
+    );
+    let ctx = f.dir.join("buildah-context");
+    std::fs::create_dir_all(&ctx).unwrap();
+    if std::fs::hard_link(&rootfs, ctx.join("rootfs.tar")).is_err() {
+        std::fs::copy(&rootfs, ctx.join("rootfs.tar")).unwrap();
+    }
+    let index = server.url("/simple");
+    std::fs::write(
+        ctx.join("Containerfile"),
+        format!(
+            "FROM scratch\n\
+             ADD rootfs.tar /\n\
+             RUN python3 -m pip install --no-cache-dir --disable-pip-version-check \
+             --break-system-packages --index-url {index} --target /opt/site Alpha_Pkg \
+             && test -f /opt/site/alpha_pkg/__init__.py && test -f /opt/site/beta_pkg/__init__.py\n\
+             RUN ! python3 -m pip install --no-cache-dir --disable-pip-version-check \
+             --break-system-packages --index-url {index} --target /opt/other requests\n"
+        ),
+    )
+    .unwrap();
+    let storage = f.dir.join("buildah-storage");
+    // chroot isolation shares the host's network namespace: the build reaches loopback.
+    let out = run(Command::new("buildah")
+        .arg("--root")
+        .arg(storage.join("root"))
+        .arg("--runroot")
+        .arg(storage.join("run"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "bud",
+            "--isolation",
+            "chroot",
+            "--network",
+            "host",
+            "--layers=false",
+            "-t",
+            "strata-serve-test:buildah-pip",
+            "-f",
+        ])
+        .arg(ctx.join("Containerfile"))
+        .arg(&ctx));
+    assert!(
+        out.status.success(),
+        "buildah bud through strata serve failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (file, _) in &f.wheels {
+        assert_eq!(f.up.requests(&format!("pypi/{file}")), 1, "{file}");
+    }
+    let (_, _, stats) = http_get(&server.addr(), "/_strata/stats", &[]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
+    assert!(stats["not_locked"].as_u64().unwrap() >= 1, "{stats}");
+}
+
 #[test]
 fn uv_installs_through_the_index() {
     if !require("uv", &["--version"]) {
