@@ -191,9 +191,10 @@ impl Store {
         if !policy.dry_run {
             report.temps_removed = self.clean_stale_temps()? as u64;
         }
+        let now = SystemTime::now();
+        self.gc_derived(policy, now, &mut report);
         let (mut entries, _) = self.entries()?;
         entries.sort_by_key(|e| e.last_used);
-        let now = SystemTime::now();
         let mut total: u64 = entries.iter().map(|e| e.size).sum();
         for entry in entries {
             let too_old = policy
@@ -212,6 +213,29 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Derived results (cached plans) are recomputed at will: all of them go when a size
+    /// limit is set, and those older than the age limit otherwise. They are counted in
+    /// `removed`/`freed` like entries.
+    fn gc_derived(&self, policy: &GcPolicy, now: SystemTime, report: &mut GcReport) {
+        let Ok(paths) = read_dir(&self.derived_dir()) else {
+            return;
+        };
+        for path in paths {
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let too_old = policy
+                .max_age
+                .is_some_and(|max| now.duration_since(last_used(&meta)).unwrap_or_default() > max);
+            if (too_old || policy.max_size.is_some())
+                && (policy.dry_run || fs::remove_file(&path).is_ok())
+            {
+                report.removed += 1;
+                report.freed += meta.len();
+            }
+        }
     }
 
     /// Removes one entry unless a download of it holds its lock right now.

@@ -7,6 +7,8 @@
 //! v1/objects/<alg>/<hh>/<hex>     verified, read-only entries
 //! v1/locks/<alg>/<hh>/<hex>.lock  per-digest flock: single-flight across threads and processes
 //! v1/tmp/<random>.part            downloads in progress, each flock-held by its writer
+//! v1/derived/<hex>                 regenerable results keyed by a digest of their inputs
+//!                                  (e.g. a fetch's parsed plan); `gc` ages them out
 //! ```
 //!
 //! An entry only ever appears under `objects/` by `rename(2)` of a fully written and verified
@@ -116,6 +118,48 @@ impl Store {
     /// Directory holding in-progress temp files.
     pub(crate) fn tmp_dir(&self) -> &Path {
         &self.inner.tmp
+    }
+
+    /// Where derived results live (see [`Store::read_derived`]).
+    pub(crate) fn derived_dir(&self) -> PathBuf {
+        self.inner.root.join(LAYOUT).join("derived")
+    }
+
+    /// A derived result stored under `key` (a hex digest of everything it was computed
+    /// from), if there is one. Derived results are caches: a missing or unreadable one is
+    /// simply recomputed, so this never fails.
+    pub fn read_derived(&self, key: &str) -> Option<Vec<u8>> {
+        if !is_hex_key(key) {
+            return None;
+        }
+        fs::read(self.derived_dir().join(key)).ok()
+    }
+
+    /// Stores a derived result under `key`, atomically (a reader sees the old bytes or the
+    /// new ones). Not flushed to disk: it can always be recomputed.
+    pub fn write_derived(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        if !is_hex_key(key) {
+            return Err(StoreError::io(
+                "store a derived result under",
+                Path::new(key),
+                io::Error::new(io::ErrorKind::InvalidInput, "the key is not a hex digest"),
+            ));
+        }
+        let dir = self.derived_dir();
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
+        let tmp = self.tmp_dir().join(format!(
+            "{key}.{}.{}.derived",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let dest = dir.join(key);
+        let result = fs::write(&tmp, bytes)
+            .map_err(|e| StoreError::write(&tmp, e))
+            .and_then(|()| fs::rename(&tmp, &dest).map_err(|e| StoreError::io("move", &dest, e)));
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
     }
 
     /// Where the entry for `digest` lives (whether or not it exists yet).
@@ -316,6 +360,17 @@ impl Store {
     }
 }
 
+/// Distinguishes the temp files of derived results written by one process.
+static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A derived-result key: 16 to 128 lowercase hex digits (never a path).
+fn is_hex_key(key: &str) -> bool {
+    (16..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Whether `path` is a temp file no live writer owns.
 fn is_stale_temp(path: &Path) -> bool {
     let Some(ext) = path.extension().and_then(|e| e.to_str()) else {
@@ -325,7 +380,7 @@ fn is_stale_temp(path: &Path) -> bool {
         "part" => File::open(path)
             .map(|f| f.try_lock().is_ok())
             .unwrap_or(false),
-        "init" => fs::metadata(path)
+        "init" | "derived" => fs::metadata(path)
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())

@@ -104,6 +104,101 @@ fn a_warm_fetch_links_from_the_cache_and_downloads_nothing() {
     }
 }
 
+/// Every file under `root` (relative path → bytes), for comparing output trees.
+fn tree_bytes(root: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_plan_cache_gives_the_same_tree_and_any_doubt_falls_back() {
+    let files = Files::new(2, 30_000);
+    let up = files.serve(UpstreamBuilder::new()).start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // RPM plans are never cached (their repo files depend on the output directory).
+    let lockfiles: Vec<_> = files
+        .write_lockfiles(&dir.path().join("src"), &up)
+        .into_iter()
+        .filter(|l| !l.ends_with("rpms.lock.yaml"))
+        .collect();
+    assert!(lockfiles.len() >= 3, "{lockfiles:?}");
+    let cache = dir.path().join("cache");
+    let derived = cache.join("v1/derived");
+    let fetch = |out: &str| {
+        let o = run(fetch_json(&cache, &dir.path().join(out)).args(&lockfiles));
+        assert_eq!(o.status.code(), Some(0), "{out}");
+        json(&o)
+    };
+    let cold = fetch("cold");
+    let plans: Vec<_> = std::fs::read_dir(&derived).unwrap().collect();
+    assert_eq!(plans.len(), 1, "one plan cached for one set of inputs");
+    let plan = plans[0].as_ref().unwrap().path();
+    let reference = tree_bytes(&dir.path().join("cold"));
+    assert!(reference.contains_key("bom.json") && reference.contains_key(".build-config.json"));
+
+    let warm = fetch("warm");
+    assert_eq!(tree_bytes(&dir.path().join("warm")), reference);
+    for field in ["artifacts", "bytes", "skipped"] {
+        assert_eq!(warm[field], cold[field], "{field}");
+    }
+    assert_eq!(warm["from_cache"], files.count() - files.rpms.len());
+    assert_eq!(warm["downloaded"], 0);
+
+    // A damaged plan is a miss: the full path runs and rewrites it.
+    std::fs::write(&plan, b"{\"artifacts\": 1}\ngarbage").unwrap();
+    fetch("damaged");
+    assert_eq!(tree_bytes(&dir.path().join("damaged")), reference);
+    fetch("after-damage");
+    assert_eq!(tree_bytes(&dir.path().join("after-damage")), reference);
+
+    // An entry gone from the store: the plan cannot finish, the full path downloads it.
+    let requests = up.stats().total_requests;
+    let gone = std::fs::read_dir(cache.join("v1/objects/sha256"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let gone = std::fs::read_dir(gone)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&gone).unwrap();
+    let refilled = fetch("refilled");
+    assert_eq!(refilled["downloaded"], 1);
+    assert_eq!(up.stats().total_requests, requests + 1);
+    assert_eq!(tree_bytes(&dir.path().join("refilled")), reference);
+
+    // Changed lockfile bytes are a different plan.
+    let generic = lockfiles
+        .iter()
+        .find(|l| l.ends_with("artifacts.lock.yaml"))
+        .unwrap();
+    let text = std::fs::read_to_string(generic).unwrap();
+    std::fs::write(generic, format!("{text}\n# edited\n")).unwrap();
+    fetch("edited");
+    assert_eq!(std::fs::read_dir(&derived).unwrap().count(), 2);
+    assert_eq!(tree_bytes(&dir.path().join("edited")), reference);
+}
+
 #[test]
 fn a_checksum_mismatch_fails_that_artifact_only_and_keeps_nothing_of_it() {
     let files = Files::new(2, 10_000);

@@ -13,6 +13,7 @@ use strata_store::{Failure, FetchError, Fetched, Fetcher, Source, Store, StoreEr
 use strata_tree::{Node, Tree, TreeOptions};
 
 use crate::cli::{FetchArgs, Format};
+use crate::cmd::fetch_plan;
 use crate::exit::{CmdResult, input, work};
 use crate::progress::FetchProgress;
 
@@ -33,7 +34,7 @@ struct Summary {
     duration_ms: u128,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct SkippedEntry {
     name: String,
     lockfile: String,
@@ -56,8 +57,19 @@ struct FailedArtifact {
 /// Runs `strata fetch`.
 pub fn run(args: FetchArgs) -> CmdResult {
     let started = Instant::now();
+    // The warm path: a plan cached for exactly these inputs, every entry in the store.
+    let plan_key = fetch_plan::key(&args.lockfiles, &filter_identity(&args));
+    let store = Store::open(args.cache.resolve());
+    if let (Some(key), Ok(store)) = (&plan_key, &store)
+        && let Some(cached) = fetch_plan::load(store, key)
+        && let Some(summary) = from_cached_plan(store, cached, &args.output, started)
+    {
+        print_summary(&summary, args.format);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Input errors come first: a bad lockfile is exit 2 even when the cache is unusable.
     let plan = Plan::load(&args)?;
-    let store = Store::open(args.cache.resolve()).map_err(work)?;
+    let store = store.map_err(work)?;
     let options = args.download.fetch_options(&args.cache).map_err(input)?;
     let fetcher = Fetcher::new(store.clone(), options).map_err(|e| work(anyhow::anyhow!(e)))?;
     prepare_output(&args.output, &plan.tree)?;
@@ -92,13 +104,13 @@ pub fn run(args: FetchArgs) -> CmdResult {
         downloaded: 0,
         downloaded_bytes: 0,
         from_cache: 0,
-        skipped: plan.skipped,
+        skipped: plan.skipped.clone(),
         failed: Vec::new(),
         duration: 0.0,
         duration_ms: 0,
     };
-    for (digest, result) in results {
-        let users = &plan.unique[&digest];
+    for (digest, result) in &results {
+        let users = &plan.unique[digest];
         match result {
             Ok(fetched) => {
                 summary.bytes += fetched.size * users.len() as u64;
@@ -115,7 +127,7 @@ pub fn run(args: FetchArgs) -> CmdResult {
                 for &i in users {
                     summary
                         .failed
-                        .push(describe_failure(&plan.artifacts[i], &error));
+                        .push(describe_failure(&plan.artifacts[i], error));
                 }
             }
         }
@@ -135,6 +147,12 @@ pub fn run(args: FetchArgs) -> CmdResult {
             );
         }
         write_generated(&args.output, &plan.tree)?;
+        if let Some(key) = &plan_key
+            && let Some(bytes) = cacheable_plan(&plan, &results)
+            && let Err(e) = store.write_derived(key, &bytes)
+        {
+            tracing::debug!("the plan was not cached: {e}");
+        }
     }
     summary.duration_ms = started.elapsed().as_millis();
     summary.duration = started.elapsed().as_secs_f64();
@@ -144,6 +162,100 @@ pub fn run(args: FetchArgs) -> CmdResult {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// What, besides the lockfiles, decides a fetch's plan (see [`fetch_plan::key`]).
+fn filter_identity(args: &FetchArgs) -> String {
+    format!("{:?}", args.download.filter())
+}
+
+/// Carries out a cached plan: directories, one link per output path, the generated files.
+/// `None` (nothing reported; the full path takes over and finishes the job) as soon as an
+/// entry is missing from the store or anything fails.
+fn from_cached_plan(
+    store: &Store,
+    (plan, generated): fetch_plan::Decoded,
+    output: &Path,
+    started: Instant,
+) -> Option<Summary> {
+    for dir in &plan.dirs {
+        std::fs::create_dir_all(output.join(dir)).ok()?;
+    }
+    let mut bytes = 0;
+    for link in &plan.links {
+        for path in &link.paths {
+            store
+                .link_if_present(&link.digest, &output.join(path))
+                .ok()??;
+            bytes += link.size;
+        }
+    }
+    for (path, content) in &generated {
+        strata_tree::write_derived(&output.join(path), content).ok()?;
+    }
+    let elapsed = started.elapsed();
+    Some(Summary {
+        output: output.to_path_buf(),
+        cache_dir: store.root().to_path_buf(),
+        artifacts: plan.artifacts,
+        bytes,
+        downloaded: 0,
+        downloaded_bytes: 0,
+        from_cache: plan.links.iter().map(|l| l.paths.len()).sum(),
+        skipped: plan
+            .skipped
+            .into_iter()
+            .map(|(name, lockfile, reason)| SkippedEntry {
+                name,
+                lockfile,
+                reason,
+            })
+            .collect(),
+        failed: Vec::new(),
+        duration: elapsed.as_secs_f64(),
+        duration_ms: elapsed.as_millis(),
+    })
+}
+
+/// The plan of a completed fetch, encoded for the cache; `None` for plans that depend on
+/// the output directory (RPM repo files) or did not complete.
+fn cacheable_plan(plan: &Plan, results: &[Outcome]) -> Option<Vec<u8>> {
+    if plan.artifacts.iter().any(|a| a.ecosystem == Ecosystem::Rpm) {
+        return None;
+    }
+    let mut cached = fetch_plan::CachedPlan {
+        artifacts: plan.artifacts.len(),
+        skipped: plan
+            .skipped
+            .iter()
+            .map(|s| (s.name.clone(), s.lockfile.clone(), s.reason.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    for (digest, result) in results {
+        let fetched = result.as_ref().ok()?;
+        cached.links.push(fetch_plan::CachedLink {
+            digest: digest.clone(),
+            size: fetched.size,
+            paths: plan.unique[digest]
+                .iter()
+                .map(|&i| plan.artifacts[i].path.clone())
+                .collect(),
+        });
+    }
+    let mut contents: Vec<&[u8]> = Vec::new();
+    for entry in plan.tree.iter() {
+        let path = plan.tree.path(entry.id).unwrap_or_default();
+        match entry.node {
+            Node::Dir if !path.is_empty() => cached.dirs.push(path.to_string()),
+            Node::Generated(bytes) => {
+                cached.generated.push((path.to_string(), bytes.len()));
+                contents.push(&bytes[..]);
+            }
+            _ => {}
+        }
+    }
+    Some(fetch_plan::encode(&cached, &contents))
 }
 
 /// Everything decided before any byte is written: parsing errors stop here, exit 2.

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod env;
 pub mod epochs;
 pub mod fetch;
+pub mod fetch_plan;
 pub mod gc;
 pub mod generate;
 pub mod inject;
