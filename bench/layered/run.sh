@@ -3,15 +3,19 @@
 # same content as one monolithic Dockerfile, with the real Docker engine (BuildKit), for an
 # app-only, a tooling and a base change, with a warm and a cold builder cache (seed 003).
 #
-#   bench/layered/run.sh [--tiny | --seed003] [--reps N] [--cases "app tooling base"] [--out FILE] [--logs DIR]
+#   bench/layered/run.sh [--tiny | --seed003 | --heavy] [--reps N] [--cases "app tooling base"] [--out FILE] [--logs DIR]
 #
-# Sizes (seed 003's proportions: a heavy base that rarely changes, medium tooling, a light app):
-#   default:   base  20 s + 1200 MiB, tooling  12 s + 200 MiB, app  1 s + 10 MiB of assets
+# Sizes: seed 003's table (base 3-4 min and 550 MB, tooling 2-3 min and 200 MB, app 10-15 s
+# and 1 MB), with time and data scaled down alike so a run takes minutes, not hours:
+#   default:   base  42 s +  110 MiB, tooling  30 s +  40 MiB, app 2.4 s + 1 MiB (seed 003 / 5)
+#   --seed003: base 210 s +  550 MiB, tooling 150 s + 200 MiB, app  12 s + 1 MiB (seed 003 itself)
+#   --heavy:   base  20 s + 1200 MiB, tooling  12 s + 200 MiB, app   1 s + 10 MiB (data-heavy:
+#              install time compressed ~10x against data volume, so pulls dominate)
 #   --tiny:    base   4 s +   60 MiB, tooling   2 s +  10 MiB, app 0.2 s + 1 MiB (CI smoke run)
-#   --seed003: base 210 s +  550 MiB, tooling 150 s + 200 MiB, app 12 s + 1 MiB: seed 003's own
-#              table (3-4 min, 2-3 min, 10-15 s); the default compresses install time ~10x
-#              against data volume, which the pull of unchanged images does not shrink with.
 # "Package" data is random (incompressible), so pushes and pulls cost what they would.
+# Tooling is four steps (mise 35%, cli 30%, sops 20%, user 15% of its time and data); a
+# tooling change edits one tool's script, rep 1 the first (mise: every step re-runs), rep 2
+# the second, and so on round the four, so 4 reps weigh every tool alike.
 #
 # Engines: strata builds with $DOCKER_HOST (default $STRATA_DOCKER_HOST), the monolithic
 # Dockerfile with $MONO_DOCKER_HOST. Give them two separate dockerds: with one daemon the two
@@ -24,7 +28,10 @@
 #       the change, which is the honest baseline.
 # cold: builder cache pruned and the bench's images removed before the build (a fresh CI
 #       runner); strata finds unchanged images by input key in the registry (tag sk-<key>)
-#       and pulls them; the monolithic build starts from nothing.
+#       and pulls them, and imports BuildKit's inline cache of the images it rebuilds from
+#       their stable tags; the monolithic build starts from nothing (seed 003's "before").
+#       A second baseline, "monolithic + registry cache", gives the monolithic build the
+#       same help: --cache-from its previous image (pushed with BuildKit's inline cache).
 # Before each measured pair, both engines are warmed up on the current commit and strata
 # pushes (as CI would after the previous pipeline). Each measured build follows a commit with
 # the change; strata builds `--base HEAD~1` (the affected images, prerequisites reused by key).
@@ -39,11 +46,12 @@ while [ $# -gt 0 ]; do
   case $1 in
     --tiny) tiny=1 ;;
     --seed003) tiny=2 ;;
+    --heavy) tiny=3 ;;
     --reps) reps=$2; shift ;;
     --cases) cases=$2; shift ;;
     --out) out=$2; shift ;;
     --logs) logs=$2; shift ;;
-    *) echo "usage: $0 [--tiny | --seed003] [--reps N] [--cases \"app tooling base\"] [--out FILE] [--logs DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--tiny | --seed003 | --heavy] [--reps N] [--cases \"app tooling base\"] [--out FILE] [--logs DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -51,8 +59,10 @@ if [ $tiny = 1 ]; then
   pk_s=4; pk_mb=60; tl_s=2; tl_mb=10; app_s=0.2; app_mb=1
 elif [ $tiny = 2 ]; then
   pk_s=210; pk_mb=550; tl_s=150; tl_mb=200; app_s=12; app_mb=1
-else
+elif [ $tiny = 3 ]; then
   pk_s=20; pk_mb=1200; tl_s=12; tl_mb=200; app_s=1; app_mb=10
+else
+  pk_s=42; pk_mb=110; tl_s=30; tl_mb=40; app_s=2.4; app_mb=1
 fi
 docker=${STRATA_DOCKER:-/usr/bin/docker}
 export DOCKER_BUILDKIT=1
@@ -119,21 +129,30 @@ secs() {
   "$@" >"$log" 2>&1 || { tail -40 "$log" >&2; echo "failed: $* (log $log)" >&2; exit 1; }
   echo "$(date +%s.%N) - $s" | bc
 }
-mono_build() { dk "$mono_host" build --progress=plain --network=host -f Dockerfile.monolithic -t strata-bench/mono:latest .; }
+mono_ref=127.0.0.1:$port/mono:latest
+# The monolithic image always carries BuildKit's inline cache (it changes no cache key);
+# only the "+ registry cache" baseline imports it.
+mono_build() {
+  dk "$mono_host" build --progress=plain --network=host --build-arg BUILDKIT_INLINE_CACHE=1 \
+    -f Dockerfile.monolithic -t strata-bench/mono:latest -t "$mono_ref" "$@" .
+}
+mono_cache_build() { mono_build --cache-from "$mono_ref"; }
 strata_build() { DOCKER_HOST=$strata_host "$strata" build --base HEAD~1 --json; }
 # Unmeasured: both engines warm for the current commit, and its images pushed (so a cold
 # runner finds unchanged images by key, as CI would after the previous pipeline).
 warmup() {
   DOCKER_HOST=$strata_host "$strata" build --all --push >"$logs/warmup-$step.log" 2>&1 \
     || { tail -40 "$logs/warmup-$step.log" >&2; exit 1; }
-  mono_build >"$logs/warmup-mono-$step.log" 2>&1 || { tail -40 "$logs/warmup-mono-$step.log" >&2; exit 1; }
+  { mono_build && dk "$mono_host" push "$mono_ref"; } >"$logs/warmup-mono-$step.log" 2>&1 \
+    || { tail -40 "$logs/warmup-mono-$step.log" >&2; exit 1; }
 }
+tools=(mise cli sops user)
 n=0
 change() {
   n=$((n+1))
   case $1 in
     app) echo "ext $n" >> app/extensions/nodejs.extension ;;
-    tooling) echo "# tooling change $n" >> tooling/install.sh ;;
+    tooling) echo "# tooling change $n" >> "tooling/${tools[$(( (rep - 1) % 4 ))]}.sh" ;;
     base) echo "pkg$n" >> base/packages.txt ;;
   esac
   g commit -qam "$1 change $n"
@@ -155,7 +174,7 @@ checkmono() {
 
 echo "setup: registry 127.0.0.1:$port; base ${pk_s}s+${pk_mb}MiB, tooling ${tl_s}s+${tl_mb}MiB, app ${app_s}s+${app_mb}MiB; strata $strata_host, monolithic $mono_host; logs $logs" >&2
 clean "$strata_host"; clean "$mono_host"
-echo "rep,kind,cache,monolithic_s,strata_s,load1_before" > "$logs/times.csv"
+echo "rep,kind,cache,monolithic_s,strata_s,load1_before,monolithic_cache_s" > "$logs/times.csv"
 for rep in $(seq "$reps"); do
   for kind in $cases; do
     for c in warm cold; do
@@ -166,11 +185,16 @@ for rep in $(seq "$reps"); do
       [ $c = cold ] && clean "$mono_host"
       tm=$(secs "$logs/$step-$kind-$c-mono.log" mono_build)
       checkmono "$c" "$logs/$step-$kind-$c-mono.log"
+      tc=
+      if [ $c = cold ]; then
+        clean "$mono_host"
+        tc=$(secs "$logs/$step-$kind-$c-mono-cache.log" mono_cache_build)
+      fi
       [ $c = cold ] && clean "$strata_host"
       ts=$(secs "$logs/$step-$kind-$c-strata.log" strata_build)
       check "$kind" "$logs/$step-$kind-$c-strata.log"
-      echo "$rep,$kind,$c,$tm,$ts,$load" >> "$logs/times.csv"
-      echo "rep $rep $kind $c: monolithic ${tm}s, strata ${ts}s (load $load)" >&2
+      echo "$rep,$kind,$c,$tm,$ts,$load,$tc" >> "$logs/times.csv"
+      echo "rep $rep $kind $c: monolithic ${tm}s${tc:+, monolithic + registry cache ${tc}s}, strata ${ts}s (load $load)" >&2
     done
   done
 done
@@ -181,26 +205,34 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 share = {"app": 0.7, "tooling": 0.2, "base": 0.1}
 t = {}
 for r in rows:
-    t.setdefault((r["kind"], r["cache"]), []).append((float(r["monolithic_s"]), float(r["strata_s"])))
+    cache = float(r["monolithic_cache_s"]) if r.get("monolithic_cache_s") else None
+    t.setdefault((r["kind"], r["cache"]), []).append(
+        (float(r["monolithic_s"]), float(r["strata_s"]), cache))
 reps = max(len(v) for v in t.values())
-print(f"| change (share) | cache | monolithic min / median | strata min / median | speed-up (medians) |")
-print("|---|---|---:|---:|---:|")
+fmt = lambda v: f"{min(v):.1f} / {statistics.median(v):.1f} s"
+print("| change (share) | cache | monolithic min / median | monolithic + registry cache | strata min / median | speed-up vs monolithic | vs + registry cache |")
+print("|---|---|---:|---:|---:|---:|---:|")
 med = {}
 for kind in ("app", "tooling", "base"):
     for c in ("warm", "cold"):
         if (kind, c) not in t:
             continue
         m = [x[0] for x in t[kind, c]]; s = [x[1] for x in t[kind, c]]
-        med[kind, c] = (statistics.median(m), statistics.median(s))
-        print(f"| {kind} ({share[kind]:.0%}) | {c} | {min(m):.1f} / {med[kind, c][0]:.1f} s | "
-              f"{min(s):.1f} / {med[kind, c][1]:.1f} s | {med[kind, c][0] / med[kind, c][1]:.1f}× |")
+        mc = [x[2] for x in t[kind, c] if x[2] is not None]
+        med[kind, c] = (statistics.median(m), statistics.median(s),
+                        statistics.median(mc) if mc else statistics.median(m))
+        mm, sm, cm = med[kind, c]
+        print(f"| {kind} ({share[kind]:.0%}) | {c} | {fmt(m)} | {fmt(mc) if mc else '(= monolithic)'} | "
+              f"{fmt(s)} | {mm / sm:.1f}× | {cm / sm:.1f}× |")
 print()
 for c in ("warm", "cold"):
     if all((k, c) in med for k in share):
         m = sum(share[k] * med[k, c][0] for k in share)
         s = sum(share[k] * med[k, c][1] for k in share)
-        print(f"- {c} builder cache, 70/20/10 mix (medians): monolithic {m:.1f} s, strata {s:.1f} s "
-              f"per change; weighted saving {100 * (1 - s / m):.0f}%")
+        mc = sum(share[k] * med[k, c][2] for k in share)
+        print(f"- {c} builder cache, 70/20/10 mix (medians): monolithic {m:.1f} s, monolithic + "
+              f"registry cache {mc:.1f} s, strata {s:.1f} s per change; weighted saving "
+              f"{100 * (1 - s / m):.0f}% vs monolithic, {100 * (1 - s / mc):.0f}% vs + registry cache")
 print(f"- {reps} rep(s); raw timings with load averages: times.csv in the logs directory")
 PY
 echo "logs: $logs" >&2

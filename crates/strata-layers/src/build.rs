@@ -89,6 +89,42 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Template variables whose value changes with every commit or run: a tag using one of them
+/// never names an earlier build.
+const PER_BUILD_VARIABLES: [&str; 3] = ["{sha}", "{short_sha}", "{timestamp}"];
+
+/// Where an image's earlier builds are, for BuildKit's inline cache (`--cache-from`): its
+/// configured tags that stay the same from commit to commit (`base-stable`, `latest`,
+/// `pr-{pr}`), rendered, and only those in a registry (a local-only name would be looked up
+/// on Docker Hub). Pure.
+pub fn registry_cache_refs(image: &crate::config::ImageConfig, vars: &Vars) -> Vec<String> {
+    let mut v = vars.clone();
+    v.set("image", image.name.as_str());
+    let mut refs: Vec<String> = Vec::new();
+    for t in &image.tags {
+        if PER_BUILD_VARIABLES.iter().any(|p| t.contains(p)) {
+            continue;
+        }
+        if let Ok(r) = template::render(t, &v)
+            && in_a_registry(&r)
+            && !refs.contains(&r)
+        {
+            refs.push(r);
+        }
+    }
+    refs
+}
+
+/// Whether a reference names a registry host (`host.tld/…`, `host:port/…`, `localhost/…`).
+fn in_a_registry(reference: &str) -> bool {
+    reference
+        .split_once('/')
+        .is_some_and(|(host, _)| host.contains('.') || host.contains(':') || host == "localhost")
+}
+
+/// The build arg that makes BuildKit put its cache metadata into the image it exports.
+const INLINE_CACHE_ARG: &str = "BUILDKIT_INLINE_CACHE";
+
 /// The local reference of an image with an input key: `strata-local/<image>:<short key>`.
 pub fn local_ref(name: &str, key: &str) -> String {
     format!("strata-local/{name}:{}", short(key))
@@ -505,6 +541,19 @@ fn one_image(
         if let Some(p) = parent_ref {
             build_args.insert(image.from_arg.clone(), p);
         }
+        let mut cache_from = image.cache_from.clone();
+        if engine.kind == crate::config::EngineKind::Docker
+            && config.build.registry_cache != Some(false)
+        {
+            build_args
+                .entry(INLINE_CACHE_ARG.to_string())
+                .or_insert_with(|| "1".into());
+            for r in registry_cache_refs(image, &opts.vars) {
+                if !cache_from.contains(&r) {
+                    cache_from.push(r);
+                }
+            }
+        }
         let req = BuildRequest {
             dockerfile: config.root.join(config.dockerfile_rel(image)),
             context: config.root.join(config.context_rel(image)),
@@ -515,10 +564,18 @@ fn one_image(
                 (KEY_LABEL.to_string(), key.to_string()),
                 (IMAGE_LABEL.to_string(), name.to_string()),
             ]),
-            cache_from: image.cache_from.clone(),
+            cache_from,
             cache_to: image.cache_to.clone(),
         };
-        log(&format!("[{name}] building (input key {})", short(key)));
+        let cache_note = if req.cache_from.is_empty() {
+            String::new()
+        } else {
+            format!("; layer cache from {}", req.cache_from.join(", "))
+        };
+        log(&format!(
+            "[{name}] building (input key {}{cache_note})",
+            short(key)
+        ));
         let prefix = format!("[{name}] ");
         let line = |l: &str| {
             if !l.trim().is_empty() {
@@ -551,6 +608,40 @@ fn one_image(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_cache_uses_the_tags_that_outlive_a_commit() {
+        let config = crate::config::parse(
+            r#"
+registry = "127.0.0.1:5000/app"
+[image.tooling]
+file = "Dockerfile.tooling"
+tags = ["{registry}:tooling-{short_sha}", "{registry}:tooling-stable", "{registry}:pr-{pr}",
+        "{registry}:t-{timestamp}", "local/only:latest", "{registry}:tooling-stable"]
+"#,
+            std::path::Path::new("strata.toml"),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let vars = Vars::new(
+            Some("127.0.0.1:5000/app"),
+            Some("0123456789abcdef"),
+            Some("main"),
+            Some("42"),
+            0,
+        );
+        assert_eq!(
+            registry_cache_refs(&config.images["tooling"], &vars),
+            vec![
+                "127.0.0.1:5000/app:tooling-stable".to_string(),
+                "127.0.0.1:5000/app:pr-42".to_string(),
+            ]
+        );
+        assert!(in_a_registry("localhost/app:1"));
+        assert!(in_a_registry("registry.example/app:1"));
+        assert!(!in_a_registry("app:1"));
+        assert!(!in_a_registry("strata-local/app:1"));
+    }
 
     #[test]
     fn references() {

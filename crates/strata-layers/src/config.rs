@@ -9,6 +9,7 @@
 //! engine = "docker"                     # docker | buildah | podman
 //! network = "host"                      # passed to the engine's build
 //! jobs = 2                              # images built at once
+//! registry-cache = true                 # docker: inline cache, earlier builds as --cache-from
 //!
 //! [image.base]
 //! file = "Dockerfile.base"              # required
@@ -96,6 +97,11 @@ pub struct BuildSettings {
     pub storage_driver: Option<String>,
     /// buildah/podman `--isolation` (e.g. `chroot`).
     pub isolation: Option<String>,
+    /// Docker engine only (default true): build with BuildKit's inline cache and use the
+    /// image's earlier builds in the registry as `--cache-from`, so that a runner with an empty
+    /// builder cache re-runs only the steps a change reaches (see
+    /// [`crate::build::registry_cache_refs`]).
+    pub registry_cache: Option<bool>,
 }
 
 /// One `[image.NAME]` table.

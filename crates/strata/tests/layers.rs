@@ -403,6 +403,113 @@ fn docker_reuses_from_the_registry_on_a_clean_engine() {
     );
 }
 
+/// A tooling change on a fresh runner (builder cache pruned, no local images): BuildKit's
+/// inline cache in the pushed `tooling-stable` image lets the build skip the tooling steps the
+/// change does not reach, and `registry-cache = false` turns that off.
+#[test]
+fn docker_fresh_runner_reruns_only_the_steps_a_change_reaches() {
+    let Some(host) = docker_host() else { return };
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let repo = format!("{}/layers-inline", reg.host);
+    let d = project(&repo, "");
+    let p = d.path();
+    write(
+        p,
+        "Dockerfile.tooling",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n\
+         COPY tools/one.sh /opt/tools/one.sh\nRUN sh /opt/tools/one.sh\n\
+         COPY tools/two.sh /opt/tools/two.sh\nRUN sh /opt/tools/two.sh\n\
+         RUN cat /etc/nonce > /opt/tools/seen\n",
+    );
+    write(p, "tools/one.sh", "echo STEP-ONE-RAN\n");
+    write(p, "tools/two.sh", "echo STEP-TWO-RAN v1\n");
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "-qm", "two tool steps"]);
+    let env = [("DOCKER_HOST", host.as_str())];
+    let docker = |args: &[&str]| {
+        Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", &host)
+            // Debian's client without buildx refuses `builder prune` under BuildKit.
+            .env("DOCKER_BUILDKIT", "0")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // A fresh runner: no builder cache, none of this project's images.
+    let fresh_runner = |r: &serde_json::Value| {
+        for (name, i) in r["images"].as_object().unwrap() {
+            let key = i["input_key"].as_str().unwrap();
+            let short = &key["sha256:".len().."sha256:".len() + 24];
+            let mut refs = vec![
+                "rmi".to_string(),
+                "-f".into(),
+                format!("strata-local/{name}:{short}"),
+                format!("{repo}:sk-{short}"),
+            ];
+            refs.extend(
+                i["tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap().to_string()),
+            );
+            docker(&refs.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        let prune = docker(&["builder", "prune", "-af"]);
+        assert!(
+            prune.status.success(),
+            "{}",
+            String::from_utf8_lossy(&prune.stderr)
+        );
+    };
+    let r = record(
+        p,
+        &ok(&strata(p, &["build", "--all", "--push", "--json"], &env)),
+    );
+    fresh_runner(&r);
+    write(p, "tools/two.sh", "echo STEP-TWO-RAN v2\n");
+    git(p, &["commit", "-qam", "tool two"]);
+    let out = strata(p, &["build", "--base", "HEAD~1", "--push", "--json"], &env);
+    let r = record(p, &ok(&out));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "reused"), ("tooling", "built")])
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("STEP-TWO-RAN v2"),
+        "the changed step ran:\n{log}"
+    );
+    assert!(
+        !log.contains("STEP-ONE-RAN"),
+        "the step before the change came from the registry's inline cache:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("layer cache from {repo}:tooling-stable")),
+        "the build named its cache source:\n{log}"
+    );
+
+    // Turned off: the same situation re-runs every tooling step.
+    fresh_runner(&r);
+    let config = std::fs::read_to_string(p.join("strata.toml")).unwrap();
+    write(
+        p,
+        "strata.toml",
+        &config.replace("[build]\n", "[build]\nregistry-cache = false\n"),
+    );
+    write(p, "tools/two.sh", "echo STEP-TWO-RAN v3\n");
+    git(p, &["commit", "-qam", "tool two again, no registry cache"]);
+    let out = strata(p, &["build", "--base", "HEAD~1", "--json"], &env);
+    ok(&out);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("STEP-ONE-RAN"),
+        "without the registry cache every step runs:\n{log}"
+    );
+}
+
 fn daemonless(engine: &str) {
     let bin = format!("/usr/bin/{engine}");
     if !Path::new(&bin).exists() || !Path::new("/bin/busybox").exists() {

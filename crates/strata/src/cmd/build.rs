@@ -41,6 +41,12 @@ its children in the build arg named by from-arg (default BASE_IMAGE). Tags are a
 pushed with --push) only after every image of the run succeeded. Each run writes a JSON
 record under .strata/builds/ (see strata report).
 
+An image that must be rebuilt need not start from nothing on a fresh runner: with the docker
+engine, strata builds with BuildKit's inline cache (BUILDKIT_INLINE_CACHE=1) and passes the
+image's tags that outlive a commit (no {sha}, {short_sha} or {timestamp}: base-stable,
+latest, pr-{pr}) as --cache-from, so only the steps a change reaches re-run. [build]
+registry-cache = false turns this off; cache-from in an [image] table adds sources.
+
 Engines: docker (BuildKit, DOCKER_BUILDKIT=1, $STRATA_DOCKER or /usr/bin/docker), buildah,
 podman. In an unprivileged container, buildah/podman need [build] storage-driver = \"vfs\"
 and isolation = \"chroot\" (or $STRATA_STORAGE_DRIVER/$STRATA_ISOLATION); with no bridge
