@@ -16,6 +16,7 @@ use crate::cli::{Cli, Command};
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    progress::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Fetch(args) => cmd::fetch::run(args),
         Command::Env(args) => cmd::env::run(args),

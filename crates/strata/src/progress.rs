@@ -28,7 +28,7 @@ impl FetchProgress {
     /// periodic lines when `show` is set but stderr is not a terminal, nothing otherwise.
     pub fn new(total: u64, show: bool) -> FetchProgress {
         let tty = std::io::stderr().is_terminal();
-        let bar = (show && tty).then(|| {
+        let bar = (show && tty && !quiet()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} artifacts  {msg}")
@@ -118,4 +118,17 @@ impl Progress for FetchProgress {
             delay.as_secs_f64()
         ));
     }
+}
+
+/// Set by `-q`: commands print only errors (no progress bars, no summary lines on stderr).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records `-q` for the whole process.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `-q` was given.
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
 }

@@ -315,6 +315,35 @@ fn unknown_lockfile_names_and_flags_are_usage_errors() {
 }
 
 #[test]
+fn quiet_prints_nothing_on_success_and_the_summary_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("artifacts.lock.yaml");
+    std::fs::write(&lock, "metadata:\n  version: \"1.0\"\nartifacts: []\n").unwrap();
+    let fetch = |quiet: bool| {
+        let mut cmd = strata();
+        if quiet {
+            cmd.arg("-q");
+        }
+        run(cmd
+            .args(["fetch", "--cache-dir"])
+            .arg(dir.path().join("cache"))
+            .arg("-o")
+            .arg(dir.path().join("out"))
+            .arg(&lock))
+    };
+    let loud = fetch(false);
+    assert_eq!(loud.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&loud.stderr).contains("fetched 0 artifacts"));
+    let quiet = fetch(true);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stderr),
+        "",
+        "-q: only errors"
+    );
+}
+
+#[test]
 fn transient_upstream_failures_are_retried() {
     let files = Files::new(1, 5_000);
     let flaky = format!("generic/{}", files.generic[0].0);

@@ -484,11 +484,14 @@ fn print_summary(summary: &Summary, format: Format) {
             );
         }
         Format::Text => {
-            for s in &summary.skipped {
+            for s in summary.skipped.iter().filter(|_| !crate::progress::quiet()) {
                 eprintln!("skipped {} ({}): {}", s.name, s.lockfile, s.reason);
             }
             for f in &summary.failed {
                 eprintln!("failed: {} [{}]\n  {}", f.artifact, f.lockfile, f.error);
+            }
+            if crate::progress::quiet() && summary.failed.is_empty() {
+                return;
             }
             let status = if summary.failed.is_empty() {
                 "fetched"
