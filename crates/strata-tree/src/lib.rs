@@ -39,7 +39,7 @@ pub use build_config::{
 };
 pub use inject::{
     InjectError, InjectReport, default_for_output_dir, inject_files, load_npm_projects,
-    write_atomically, write_derived,
+    write_atomically, write_regenerable,
 };
 pub use npm::{NpmRewriteError, npm_archive_name, npm_lockfile_template, rewrite_npm_lockfile};
 pub use rpm::{GENERATED_REPOID_PREFIXES, REPO_FILE_NAME, is_generated_repoid, rpm_repo_file};

@@ -151,6 +151,28 @@ fn docker_host() -> Option<String> {
     Some(host)
 }
 
+/// Removes every local image a build record names (local reference, key tag, tags): the
+/// engine then looks like a fresh CI runner's, as far as this project goes.
+fn forget_images(host: &str, repo: &str, r: &serde_json::Value) {
+    for (name, i) in r["images"].as_object().unwrap() {
+        let key = i["input_key"].as_str().unwrap();
+        let short = &key["sha256:".len().."sha256:".len() + 24];
+        Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", host)
+            .args(["rmi", "-f", &format!("strata-local/{name}:{short}")])
+            .args([format!("{repo}:sk-{short}")])
+            .args(
+                i["tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap()),
+            )
+            .output()
+            .unwrap();
+    }
+}
+
 #[test]
 fn docker_build_reuse_tags_push_report_and_gc() {
     let Some(host) = docker_host() else { return };
@@ -302,47 +324,8 @@ fn docker_reuses_from_the_registry_on_a_clean_engine() {
         &ok(&strata(p, &["build", "--all", "--push", "--json"], &env)),
     );
     // Forget every local image of this project: a fresh CI runner.
-    for (name, i) in r["images"].as_object().unwrap() {
-        let key = i["input_key"].as_str().unwrap();
-        let short = &key["sha256:".len().."sha256:".len() + 24];
-        let mut refs = vec![
-            format!("strata-local/{name}:{short}"),
-            format!("{repo}:sk-{short}"),
-        ];
-        refs.extend(
-            i["tags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_str().unwrap().to_string()),
-        );
-        Command::new("/usr/bin/docker")
-            .env("DOCKER_HOST", &host)
-            .arg("rmi")
-            .arg("-f")
-            .args(&refs)
-            .output()
-            .unwrap();
-    }
-    let forget = |r: &serde_json::Value| {
-        for (name, i) in r["images"].as_object().unwrap() {
-            let key = i["input_key"].as_str().unwrap();
-            let short = &key["sha256:".len().."sha256:".len() + 24];
-            Command::new("/usr/bin/docker")
-                .env("DOCKER_HOST", &host)
-                .args(["rmi", "-f", &format!("strata-local/{name}:{short}")])
-                .args([format!("{repo}:sk-{short}")])
-                .args(
-                    i["tags"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|t| t.as_str().unwrap()),
-                )
-                .output()
-                .unwrap();
-        }
-    };
+    let forget = |r: &serde_json::Value| forget_images(&host, &repo, r);
+    forget(&r);
     let exists = |reference: &str| {
         Command::new("/usr/bin/docker")
             .env("DOCKER_HOST", &host)
@@ -439,24 +422,7 @@ fn docker_fresh_runner_reruns_only_the_steps_a_change_reaches() {
     };
     // A fresh runner: no builder cache, none of this project's images.
     let fresh_runner = |r: &serde_json::Value| {
-        for (name, i) in r["images"].as_object().unwrap() {
-            let key = i["input_key"].as_str().unwrap();
-            let short = &key["sha256:".len().."sha256:".len() + 24];
-            let mut refs = vec![
-                "rmi".to_string(),
-                "-f".into(),
-                format!("strata-local/{name}:{short}"),
-                format!("{repo}:sk-{short}"),
-            ];
-            refs.extend(
-                i["tags"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|t| t.as_str().unwrap().to_string()),
-            );
-            docker(&refs.iter().map(String::as_str).collect::<Vec<_>>());
-        }
+        forget_images(&host, &repo, r);
         let prune = docker(&["builder", "prune", "-af"]);
         assert!(
             prune.status.success(),

@@ -582,10 +582,7 @@ fn python_image(host: &str) -> Result<(), String> {
     {
         return Ok(());
     }
-    let tar = match std::env::var("STRATA_TEST_PYTHON_ROOTFS") {
-        Ok(path) => PathBuf::from(path),
-        Err(_) => debian_python_rootfs()?,
-    };
+    let tar = python_rootfs()?;
     let out = docker(&["import", tar.to_str().unwrap(), PYTHON_IMAGE])?;
     if !out.status.success() {
         return Err(format!(
@@ -594,6 +591,38 @@ fn python_image(host: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A Debian rootfs tarball with python3 and pip: `$STRATA_TEST_PYTHON_ROOTFS`, else
+/// [`debian_python_rootfs`].
+fn python_rootfs() -> Result<PathBuf, String> {
+    match std::env::var("STRATA_TEST_PYTHON_ROOTFS") {
+        Ok(path) => Ok(PathBuf::from(path)),
+        Err(_) => debian_python_rootfs(),
+    }
+}
+
+/// Containerfile steps that pip-install the fixture's `Alpha_Pkg` (and its dependency) from
+/// `index`, then check that an unlocked name (`requests`) cannot be installed from it.
+fn pip_install_steps(index: &str) -> String {
+    format!(
+        "RUN python3 -m pip install --no-cache-dir --disable-pip-version-check \
+         --break-system-packages --index-url {index} --target /opt/site Alpha_Pkg \
+         && test -f /opt/site/alpha_pkg/__init__.py && test -f /opt/site/beta_pkg/__init__.py\n\
+         RUN ! python3 -m pip install --no-cache-dir --disable-pip-version-check \
+         --break-system-packages --index-url {index} --target /opt/other requests\n"
+    )
+}
+
+/// After a build ran [`pip_install_steps`]: each wheel came from the upstream once, and the
+/// server refused at least one name that is not locked.
+fn assert_installed_once_and_refused(f: &PipFixture, server: &Server) {
+    for (file, _) in &f.wheels {
+        assert_eq!(f.up.requests(&format!("pypi/{file}")), 1, "{file}");
+    }
+    let (_, _, stats) = http_get(&server.addr(), "/_strata/stats", &[]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
+    assert!(stats["not_locked"].as_u64().unwrap() >= 1, "{stats}");
 }
 
 /// The cached Debian rootfs tarball with python3 and pip, made by `scripts/debian-base.sh`.
@@ -640,14 +669,8 @@ fn a_docker_build_installs_through_the_http_index() {
     std::fs::write(
         ctx.join("Dockerfile"),
         format!(
-            "FROM {PYTHON_IMAGE}\n\
-             RUN python3 -m pip install --no-cache-dir --disable-pip-version-check \
-             --break-system-packages --index-url {}/simple --target /opt/site Alpha_Pkg \
-             && test -f /opt/site/alpha_pkg/__init__.py && test -f /opt/site/beta_pkg/__init__.py\n\
-             RUN ! python3 -m pip install --no-cache-dir --disable-pip-version-check \
-             --break-system-packages --index-url {}/simple --target /opt/other requests\n",
-            server.url(""),
-            server.url("")
+            "FROM {PYTHON_IMAGE}\n{}",
+            pip_install_steps(&server.url("/simple"))
         ),
     )
     .unwrap();
@@ -671,12 +694,7 @@ fn a_docker_build_installs_through_the_http_index() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    for (file, _) in &f.wheels {
-        assert_eq!(f.up.requests(&format!("pypi/{file}")), 1, "{file}");
-    }
-    let (_, _, stats) = http_get(&server.addr(), "/_strata/stats", &[]);
-    let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
-    assert!(stats["not_locked"].as_u64().unwrap() >= 1, "{stats}");
+    assert_installed_once_and_refused(&f, &server);
 }
 
 /// buildah has no daemon and no registry here: the base is the same Debian rootfs tarball,
@@ -686,12 +704,9 @@ fn a_buildah_build_installs_through_the_http_index() {
     if !require("buildah", &["--version"]) {
         return;
     }
-    let rootfs = match std::env::var("STRATA_TEST_PYTHON_ROOTFS") {
-        Ok(path) => PathBuf::from(path),
-        Err(_) => match debian_python_rootfs() {
-            Ok(path) => path,
-            Err(e) => return missing(&format!("no Debian python3 rootfs: {e}")),
-        },
+    let rootfs = match python_rootfs() {
+        Ok(path) => path,
+        Err(e) => return missing(&format!("no Debian python3 rootfs: {e}")),
     };
     let f = pip_fixture();
     let server = Server::start(
@@ -704,17 +719,11 @@ fn a_buildah_build_installs_through_the_http_index() {
     if std::fs::hard_link(&rootfs, ctx.join("rootfs.tar")).is_err() {
         std::fs::copy(&rootfs, ctx.join("rootfs.tar")).unwrap();
     }
-    let index = server.url("/simple");
     std::fs::write(
         ctx.join("Containerfile"),
         format!(
-            "FROM scratch\n\
-             ADD rootfs.tar /\n\
-             RUN python3 -m pip install --no-cache-dir --disable-pip-version-check \
-             --break-system-packages --index-url {index} --target /opt/site Alpha_Pkg \
-             && test -f /opt/site/alpha_pkg/__init__.py && test -f /opt/site/beta_pkg/__init__.py\n\
-             RUN ! python3 -m pip install --no-cache-dir --disable-pip-version-check \
-             --break-system-packages --index-url {index} --target /opt/other requests\n"
+            "FROM scratch\nADD rootfs.tar /\n{}",
+            pip_install_steps(&server.url("/simple"))
         ),
     )
     .unwrap();
@@ -746,12 +755,7 @@ fn a_buildah_build_installs_through_the_http_index() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    for (file, _) in &f.wheels {
-        assert_eq!(f.up.requests(&format!("pypi/{file}")), 1, "{file}");
-    }
-    let (_, _, stats) = http_get(&server.addr(), "/_strata/stats", &[]);
-    let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
-    assert!(stats["not_locked"].as_u64().unwrap() >= 1, "{stats}");
+    assert_installed_once_and_refused(&f, &server);
 }
 
 #[test]

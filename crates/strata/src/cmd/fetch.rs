@@ -191,7 +191,7 @@ fn from_cached_plan(
         }
     }
     for (path, content) in &generated {
-        strata_tree::write_derived(&output.join(path), content).ok()?;
+        strata_tree::write_regenerable(&output.join(path), content).ok()?;
     }
     let elapsed = started.elapsed();
     Some(Summary {
@@ -442,7 +442,7 @@ fn write_generated(output: &Path, tree: &Tree) -> Result<(), crate::exit::Failur
     for entry in tree.iter() {
         if let Node::Generated(bytes) = entry.node {
             let path = output.join(tree.path(entry.id).unwrap_or_default());
-            strata_tree::write_derived(&path, bytes)
+            strata_tree::write_regenerable(&path, bytes)
                 .with_context(|| format!("could not write {}", path.display()))
                 .map_err(work)?;
         }
