@@ -33,6 +33,10 @@
 #   --reps N        repetitions of the main cases (default 3; tiny 1); tput and ready take more
 #   --build-jobs L  build reader thread counts (default "1 16"; tiny "4")
 #   --no-main       only the extra measurements; --no-extras: only the main cases
+#   --percents L    the fractions of the files the main cases' builds read (default "10 50 100")
+#   --lock-format F the main cases' lockfile: generic (artifacts.lock.yaml, no sizes: the
+#                   default) or pylock (pylock.toml, sizes given, so strata mount splits the
+#                   downloads that opens wait for into parallel Range requests, --segments)
 #   --work-dir D    data and results (default ${TMPDIR:-/tmp}/strata-bench-lazy)
 #   --bin-dir D     where strata and strata-upstream are (default target/release; built if
 #                   missing; copied into the run dir so a concurrent cargo build cannot swap them)
@@ -55,7 +59,8 @@ bin_dir=${STRATA_BENCH_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
 do_main=1 do_extras=1
 latency_ms=50
 rate=20MB
-percents="10 50 100"
+percents=${STRATA_BENCH_PERCENTS:-}
+lock_format=${STRATA_BENCH_LOCK_FORMAT:-generic}
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -66,6 +71,8 @@ while [[ $# -gt 0 ]]; do
         --bin-dir) need_arg "$@"; bin_dir=$2; shift ;;
         --no-main) do_main=0 ;;
         --no-extras) do_extras=0 ;;
+        --percents) need_arg "$@"; percents=$2; shift ;;
+        --lock-format) need_arg "$@"; lock_format=$2; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -73,20 +80,25 @@ while [[ $# -gt 0 ]]; do
 done
 
 if [[ $tiny == 1 ]]; then
-    mode=tiny count=40 mean_size=32768 spread=0.9 percents="10 100"
+    mode=tiny count=40 mean_size=32768 spread=0.9 percents=${percents:-10 100}
     reps=${reps:-1} build_jobs=${build_jobs:-4}
     ready_entries=500 ready_reps=2 rss_entries=2000 rss_reps=1
     tput_size=$((8 * 1024 * 1024)) tput_reps=1
     stat_cached=20 stat_cold=16 stat_others=20 stat_latency_ms=1500 stat_seconds=0.4 stat_settle=0.2
     multi_list=100
 else
-    mode=full count=2000 mean_size=500000 spread=0.9
+    mode=full count=2000 mean_size=500000 spread=0.9 percents=${percents:-10 50 100}
     reps=${reps:-3} build_jobs=${build_jobs:-1 16}
     ready_entries=5000 ready_reps=10 rss_entries=50000 rss_reps=1
     tput_size=$((256 * 1024 * 1024)) tput_reps=
     stat_cached=1000 stat_cold=64 stat_others=200 stat_latency_ms=3000 stat_seconds=1.5 stat_settle=0.3
     multi_list=10
 fi
+for p in $percents; do
+    [[ $p =~ ^[1-9][0-9]*$ && $p -le 100 ]] || { echo "run.sh: --percents takes numbers 1-100" >&2; exit 2; }
+done
+[[ $lock_format == generic || $lock_format == pylock ]] ||
+    { echo "run.sh: --lock-format is generic or pylock" >&2; exit 2; }
 [[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --reps must be a positive number" >&2; exit 2; }
 for k in $build_jobs; do
     [[ $k =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --build-jobs takes positive numbers" >&2; exit 2; }
@@ -137,9 +149,9 @@ py() { python3 "$BENCH_PY" "$@"; }
 py gen --dir "$data" --count "$count" --mean-size "$mean_size" --spread "$spread"
 start_upstream upstream "$data" --latency-ms "$latency_ms" --rate "$rate"
 base=http://127.0.0.1:$port
-lockfile=$run/lock/artifacts.lock.yaml
+if [[ $lock_format == pylock ]]; then lockfile=$run/lock/pylock.toml; else lockfile=$run/lock/artifacts.lock.yaml; fi
 expected=$run/lock/expected.json
-py lock --manifest "$data/manifest.json" --base-url "$base" --out "$lockfile" --expected "$expected"
+py lock --manifest "$data/manifest.json" --base-url "$base" --format "$lock_format" --out "$lockfile" --expected "$expected"
 # shellcheck disable=SC2086
 py lists --expected "$expected" --out "$run/lock" --percents $percents $multi_list
 all_list=$run/lock/build-100.txt
@@ -435,7 +447,7 @@ loadavg_end=$(loadavg)
 
 # --- report ----------------------------------------------------------------------------------
 export B_MODE=$mode B_TINY=$tiny B_COUNT=$count B_TOTAL=$total_bytes B_REPS=$reps B_JOBS=$build_jobs \
-    B_PCTS=$percents B_LAT=$latency_ms B_RATE=$rate B_LOAD0=$loadavg_start B_LOAD1=$loadavg_end \
+    B_PCTS=$percents B_LOCKFMT=$lock_format B_LAT=$latency_ms B_RATE=$rate B_LOAD0=$loadavg_start B_LOAD1=$loadavg_end \
     B_LOADS="${loadavgs[*]}" B_STRATA=$STRATA B_REPO=$repo B_RUN=$run B_LOCK=$lockfile \
     B_READY=$ready_entries B_RSS=$rss_entries B_TPUT=$tput_size B_TPUT_REPS=$tput_reps \
     B_STAT="$stat_cached $stat_cold $stat_latency_ms $stat_seconds" B_MULTI=$multi_list
@@ -458,6 +470,7 @@ meta = {
         "mode": e["B_MODE"], "tiny": e["B_TINY"] == "1", "count": int(e["B_COUNT"]),
         "total_bytes": int(e["B_TOTAL"]), "reps": int(e["B_REPS"]),
         "build_jobs": [int(x) for x in e["B_JOBS"].split()], "percents": [int(x) for x in e["B_PCTS"].split()],
+        "lock_format": e["B_LOCKFMT"],
         "latency_ms": int(e["B_LAT"]), "rate": e["B_RATE"], "ready_entries": int(e["B_READY"]),
         "rss_entries": int(e["B_RSS"]), "tput_file_bytes": int(e["B_TPUT"]), "tput_reps": int(e["B_TPUT_REPS"]),
         "stat_cached": int(sc), "stat_cold": int(so), "stat_latency_ms": int(sl), "stat_seconds": float(ss),

@@ -40,6 +40,16 @@ pub struct FetchOptions {
     pub netrc: Netrc,
     /// A shared cache asked before the upstream and filled after it (see [`RemoteTier`]).
     pub remote: Option<Arc<dyn RemoteTier>>,
+    /// Parallel `Range` requests (each on its own connection) that one download of an
+    /// artifact with a known size is split into; 1 downloads every file in one stream. A
+    /// caller blocked on one file (a lazy mount's `open`) waits for the slowest part instead
+    /// of the whole transfer, where each connection is limited (long, lossy or shaped
+    /// links). Bytes then arrive out of order, so [`Progress::received`] is never called
+    /// for a split download.
+    pub segments: usize,
+    /// The smallest part worth its own request: a file is split into at most
+    /// `size / segment_min` parts.
+    pub segment_min: u64,
 }
 
 impl Default for FetchOptions {
@@ -53,6 +63,8 @@ impl Default for FetchOptions {
             backoff_max: Duration::from_secs(10),
             netrc: Netrc::default(),
             remote: None,
+            segments: 1,
+            segment_min: 128 * 1024,
         }
     }
 }
@@ -94,6 +106,9 @@ pub enum Failure {
     /// The bytes were wrong, or the store could not take them.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A `Range` request was answered with the whole file: the server cannot serve parts.
+    #[error("the server does not serve byte ranges")]
+    NoRanges,
 }
 
 impl Failure {
@@ -105,7 +120,7 @@ impl Failure {
                     || *s == StatusCode::REQUEST_TIMEOUT
             }
             Failure::Transport(_) => true,
-            Failure::Store(_) => false,
+            Failure::Store(_) | Failure::NoRanges => false,
         }
     }
 }
@@ -211,7 +226,7 @@ impl Fetcher {
             .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.options.connect_timeout)
             .read_timeout(self.options.read_timeout)
-            .pool_max_idle_per_host(self.options.jobs.max(1))
+            .pool_max_idle_per_host(self.options.jobs.max(1) * self.options.segments.max(1))
             .build()
             .map_err(|e| Failure::Transport(format!("could not set up the HTTP client: {e}")))?;
         Ok(self.client.get_or_init(|| client))
@@ -376,6 +391,17 @@ impl Fetcher {
         entry: &mut PendingEntry,
         progress: &dyn Progress,
     ) -> Result<(), Failure> {
+        let parts = segment_count(&self.options, artifact.size);
+        if parts > 1 {
+            let size = artifact.size.expect("only sized artifacts are split");
+            match self.download_segments(url, shown, entry, size, parts).await {
+                Err(Failure::NoRanges) => {
+                    tracing::debug!(url = %shown, "no Range support: one stream instead");
+                    entry.restart()?;
+                }
+                done => return done,
+            }
+        }
         let mut attempt = 0;
         loop {
             let (failure, server_delay) = match self.attempt(artifact, url, entry, progress).await {
@@ -502,6 +528,9 @@ pub fn redact(url: &str) -> String {
 }
 
 mod partial;
+mod segments;
+
+use segments::segment_count;
 
 #[cfg(test)]
 mod tests {

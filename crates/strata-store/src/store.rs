@@ -458,6 +458,48 @@ impl PendingEntry {
         self.written
     }
 
+    /// A second handle on the temp file, for writing parts at their offsets
+    /// (`FileExt::write_all_at`) from several tasks at once. Nothing written through it is
+    /// hashed or counted until [`PendingEntry::adopt_written`].
+    pub fn part_writer(&self) -> Result<File, StoreError> {
+        self.file
+            .try_clone()
+            .map_err(|e| StoreError::write(&self.path, e))
+    }
+
+    /// Takes the first `len` bytes of the temp file, written through [`PendingEntry::part_writer`]
+    /// in any order, as the entry's content: they are read back and hashed from the start,
+    /// so [`PendingEntry::commit`] verifies them like streamed bytes.
+    pub fn adopt_written(&mut self, len: u64) -> Result<(), StoreError> {
+        use std::io::{Read, Seek};
+        let mut file = self.part_writer()?;
+        file.seek(io::SeekFrom::Start(0))
+            .map_err(|e| StoreError::write(&self.path, e))?;
+        let mut hasher = Hasher::new(self.expected.algorithm);
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut left = len;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = file
+                .read(&mut buf[..want])
+                .map_err(|e| StoreError::write(&self.path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            left -= n as u64;
+        }
+        self.file
+            .set_len(len - left)
+            .map_err(|e| StoreError::write(&self.path, e))?;
+        self.file
+            .seek(io::SeekFrom::Start(len - left))
+            .map_err(|e| StoreError::write(&self.path, e))?;
+        self.hasher = hasher;
+        self.written = len - left;
+        Ok(())
+    }
+
     /// Discards what was written, to start the download over from byte 0.
     pub fn restart(&mut self) -> Result<(), StoreError> {
         self.file

@@ -561,3 +561,123 @@ async fn connections_are_reused_across_downloads() {
         "one keep-alive connection served every download"
     );
 }
+
+/// A fetcher that splits downloads of sized artifacts into 4 ranges of at least 64 KiB.
+fn split_fetcher(store: &Store) -> Fetcher {
+    let options = FetchOptions {
+        segments: 4,
+        segment_min: 64 * 1024,
+        ..fast_options()
+    };
+    Fetcher::new(store.clone(), options).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sized_download_is_split_into_parallel_ranges_and_verified() {
+    let bytes = payload(800_000, 21);
+    let (_d, store, _f, up) = setup(
+        UpstreamBuilder::new()
+            .file("s.bin", bytes.clone())
+            .rate_limit(4_000_000),
+    );
+    let fetcher = split_fetcher(&store);
+    let a = artifact("s.bin", &bytes, vec![up.url("s.bin")]);
+    let got = fetcher.ensure(&a, &NoProgress).await.unwrap();
+    assert_eq!(got.source, Source::Download);
+    assert_eq!(got.size, 800_000);
+    assert_eq!(std::fs::read(&got.path).unwrap(), bytes);
+    let stats = up.stats();
+    assert_eq!(stats.get("s.bin"), 4, "one request per part");
+    assert_eq!(stats.max_concurrent_requests, 4, "the parts run at once");
+    assert_eq!(stats.bytes_sent, 800_000, "no byte is fetched twice");
+    assert_eq!(temp_files(&store), 0);
+    // Unsized artifacts, and sized ones below two minimum parts, are one stream.
+    let small = payload(100_000, 22);
+    let mut no_size = artifact("u.bin", &bytes, vec![up.url("s.bin")]);
+    no_size.size = None;
+    no_size.digests = vec![sha256(&bytes)];
+    std::fs::remove_file(&got.path).unwrap();
+    up.reset_stats();
+    fetcher.ensure(&no_size, &NoProgress).await.unwrap();
+    assert_eq!(up.requests("s.bin"), 1);
+    let (_d2, store2, _f2, up2) = setup(UpstreamBuilder::new().file("t.bin", small.clone()));
+    let t = artifact("t.bin", &small, vec![up2.url("t.bin")]);
+    split_fetcher(&store2).ensure(&t, &NoProgress).await.unwrap();
+    assert_eq!(up2.requests("t.bin"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_bytes_in_a_split_download_are_rejected_and_nothing_is_kept() {
+    let bytes = payload(600_000, 23);
+    let (_d, store, _f, up) = setup(
+        UpstreamBuilder::new()
+            .file("w.bin", bytes.clone())
+            .fault("w.bin", Fault::WrongBytes),
+    );
+    let a = artifact("w.bin", &bytes, vec![up.url("w.bin")]);
+    let err = split_fetcher(&store).ensure(&a, &NoProgress).await.unwrap_err();
+    assert!(err.is_mismatch(), "{err}");
+    assert!(err.to_string().contains(&up.url("w.bin")), "{err}");
+    assert!(!store.contains(&a.digests[0]));
+    assert_eq!(temp_files(&store), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_without_ranges_gets_one_stream() {
+    let bytes = payload(600_000, 24);
+    let (_d, store, _f, up) = setup(
+        UpstreamBuilder::new()
+            .file("n.bin", bytes.clone())
+            .fault("n.bin", Fault::NoRanges),
+    );
+    let a = artifact("n.bin", &bytes, vec![up.url("n.bin")]);
+    let got = split_fetcher(&store).ensure(&a, &NoProgress).await.unwrap();
+    assert_eq!(std::fs::read(&got.path).unwrap(), bytes);
+    let requests = up.requests("n.bin");
+    assert!(
+        (2..=5).contains(&requests),
+        "the ranged tries, then one whole stream: {requests}"
+    );
+    assert_eq!(temp_files(&store), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_part_resumes_on_its_own() {
+    let bytes = payload(800_000, 25);
+    let (_d, store, _f, up) = setup(UpstreamBuilder::new().file("r.bin", bytes.clone()).fault(
+        "r.bin",
+        Fault::Reset {
+            after_bytes: 50_000,
+            times: 1,
+        },
+    ));
+    let a = artifact("r.bin", &bytes, vec![up.url("r.bin")]);
+    let got = split_fetcher(&store).ensure(&a, &NoProgress).await.unwrap();
+    assert_eq!(std::fs::read(&got.path).unwrap(), bytes);
+    assert_eq!(up.requests("r.bin"), 5, "4 parts and one resumed part");
+    assert!(
+        up.stats().bytes_sent < 800_000 + 50_000 + 16_384,
+        "only the broken part's rest is fetched again: {}",
+        up.stats().bytes_sent
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_split_download_with_a_wrong_locked_size_names_the_size() {
+    let bytes = payload(500_000, 26);
+    let (_d, store, _f, up) = setup(UpstreamBuilder::new().file("z.bin", bytes.clone()));
+    for locked in [400_000, 600_000] {
+        let mut a = artifact("z.bin", &bytes, vec![up.url("z.bin")]);
+        a.size = Some(locked);
+        let err = split_fetcher(&store).ensure(&a, &NoProgress).await.unwrap_err();
+        assert!(
+            matches!(
+                err.attempts[0].1,
+                Failure::Store(StoreError::SizeMismatch { expected, .. }) if expected == locked
+            ),
+            "{locked}: {err}"
+        );
+        assert!(!store.contains(&a.digests[0]));
+        assert_eq!(temp_files(&store), 0);
+    }
+}

@@ -119,6 +119,9 @@ pub enum Fault {
         /// Body bytes sent before the close.
         after_bytes: u64,
     },
+    /// Ignore `Range` headers: every `GET` is answered `200` with the whole file, as by a
+    /// server without range support.
+    NoRanges,
 }
 
 /// Counters for one URL path, part of [`Stats`].

@@ -80,6 +80,7 @@ impl FromStr for Fault {
     /// | `reset:BYTES[:TIMES]` | [`Fault::Reset`] (without TIMES: every request) |
     /// | `truncate:BYTES` | [`Fault::Truncate`] |
     /// | `slow:RATE` | [`Fault::Slow`] (RATE as in [`parse_bytes`], e.g. `64KiB`) |
+    /// | `no-ranges` | [`Fault::NoRanges`] |
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         let err = |why: String| FaultParseError(format!("fault spec `{spec}`: {why}"));
         let mut parts = spec.trim().split(':');
@@ -111,6 +112,10 @@ impl FromStr for Fault {
             "wrong-bytes" | "wrongbytes" => {
                 arity(0)?;
                 Fault::WrongBytes
+            }
+            "no-ranges" => {
+                arity(0)?;
+                Fault::NoRanges
             }
             "status" => {
                 arity(2)?;
@@ -163,7 +168,7 @@ impl FromStr for Fault {
             _ => {
                 return Err(err(format!(
                     "unknown fault `{kind}` (expected wrong-bytes, status, stall, reset, \
-                     truncate or slow)"
+                     truncate, slow or no-ranges)"
                 )));
             }
         };
@@ -183,6 +188,7 @@ impl fmt::Display for Fault {
         };
         match *self {
             Fault::WrongBytes => f.write_str("wrong-bytes"),
+            Fault::NoRanges => f.write_str("no-ranges"),
             Fault::Status { code, times: t } => {
                 write!(f, "status:{code}")?;
                 times(f, t)
@@ -332,6 +338,7 @@ mod tests {
     fn fault_specs_round_trip() {
         let cases = [
             ("wrong-bytes", Fault::WrongBytes),
+            ("no-ranges", Fault::NoRanges),
             (
                 "status:503:2",
                 Fault::Status {

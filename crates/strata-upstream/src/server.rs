@@ -126,6 +126,13 @@ impl Shared {
         }
     }
 
+    /// Whether the path ignores `Range` headers ([`Fault::NoRanges`]).
+    fn ignores_ranges(&self, key: &str) -> bool {
+        lock(&self.faults)
+            .get(key)
+            .is_some_and(|s| matches!(s.fault, Fault::NoRanges))
+    }
+
     /// Peeks whether the path has a `Status` fault left, without consuming it.
     fn has_status_fault(&self, key: &str) -> bool {
         lock(&self.faults)
@@ -557,6 +564,7 @@ async fn respond(
         .headers()
         .get(RANGE)
         .and_then(|v| v.to_str().ok())
+        .filter(|_| !shared.ignores_ranges(key))
         .map_or(RangeOutcome::Full, |h| parse_range(h, len));
     let (status, start, body_len) = match range {
         RangeOutcome::Full => (StatusCode::OK, 0, len),
@@ -577,7 +585,9 @@ async fn respond(
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body_len));
-    headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if !shared.ignores_ranges(key) {
+        headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
@@ -623,7 +633,7 @@ async fn respond(
         _guard: guard,
     };
     match fault {
-        None | Some(Fault::Status { .. }) => {}
+        None | Some(Fault::Status { .. } | Fault::NoRanges) => {}
         Some(Fault::WrongBytes) => body.wrong_bytes = true,
         Some(Fault::Slow { bytes_per_sec }) => {
             body.path_pacer = Some(Pacer::new(bytes_per_sec.max(1)));

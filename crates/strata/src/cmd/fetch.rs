@@ -148,7 +148,7 @@ pub fn run(args: FetchArgs) -> CmdResult {
         }
         write_generated(&args.output, &plan.tree)?;
         if let Some(key) = &plan_key
-            && let Some(bytes) = cacheable_plan(&plan, &results)
+            && let Some(bytes) = cacheable_plan(&store, &plan, &results)
             && let Err(e) = store.write_derived(key, &bytes)
         {
             tracing::debug!("the plan was not cached: {e}");
@@ -169,12 +169,13 @@ fn filter_identity(args: &FetchArgs) -> String {
     format!("{:?}", args.download.filter())
 }
 
-/// Carries out a cached plan: directories, one link per output path, the generated files.
+/// Carries out a cached plan: directories, then one link per output path (the generated
+/// files are store entries too).
 /// `None` (nothing reported; the full path takes over and finishes the job) as soon as an
 /// entry is missing from the store or anything fails.
 fn from_cached_plan(
     store: &Store,
-    (plan, generated): fetch_plan::Decoded,
+    plan: fetch_plan::CachedPlan,
     output: &Path,
     started: Instant,
 ) -> Option<Summary> {
@@ -190,8 +191,12 @@ fn from_cached_plan(
             bytes += link.size;
         }
     }
-    for (path, content) in &generated {
-        strata_tree::write_regenerable(&output.join(path), content).ok()?;
+    for link in &plan.generated {
+        for path in &link.paths {
+            store
+                .link_if_present(&link.digest, &output.join(path))
+                .ok()??;
+        }
     }
     let elapsed = started.elapsed();
     Some(Summary {
@@ -217,9 +222,10 @@ fn from_cached_plan(
     })
 }
 
-/// The plan of a completed fetch, encoded for the cache; `None` for plans that depend on
-/// the output directory (RPM repo files) or did not complete.
-fn cacheable_plan(plan: &Plan, results: &[Outcome]) -> Option<Vec<u8>> {
+/// The plan of a completed fetch, encoded for the cache (its generated files put in the
+/// store); `None` for plans that depend on the output directory (RPM repo files), that did
+/// not complete, or whose generated files the store could not take.
+fn cacheable_plan(store: &Store, plan: &Plan, results: &[Outcome]) -> Option<Vec<u8>> {
     if plan.artifacts.iter().any(|a| a.ecosystem == Ecosystem::Rpm) {
         return None;
     }
@@ -243,19 +249,20 @@ fn cacheable_plan(plan: &Plan, results: &[Outcome]) -> Option<Vec<u8>> {
                 .collect(),
         });
     }
-    let mut contents: Vec<&[u8]> = Vec::new();
     for entry in plan.tree.iter() {
         let path = plan.tree.path(entry.id).unwrap_or_default();
         match entry.node {
             Node::Dir if !path.is_empty() => cached.dirs.push(path.to_string()),
             Node::Generated(bytes) => {
-                cached.generated.push((path.to_string(), bytes.len()));
-                contents.push(&bytes[..]);
+                let link = fetch_plan::store_generated(store, &path, bytes)
+                    .map_err(|e| tracing::debug!("a generated file was not stored: {e}"))
+                    .ok()?;
+                cached.generated.push(link);
             }
             _ => {}
         }
     }
-    Some(fetch_plan::encode(&cached, &contents))
+    Some(fetch_plan::encode(&cached))
 }
 
 /// Everything decided before any byte is written: parsing errors stop here, exit 2.

@@ -9,8 +9,10 @@
 //! output directory and `--for-output-dir` are not in it: only RPM repo files depend on them,
 //! and plans with RPMs are never cached (they also need repodata).
 //!
-//! Format: one line of JSON ([`CachedPlan`]), then the generated files' bytes, back to back.
-//! Anything unreadable is a miss; a plan is only a shortcut to what the full path computes.
+//! Format: one JSON document ([`CachedPlan`]). The generated files (bom.json,
+//! .build-config.json) are store entries of their own, content-addressed like artifacts, so a
+//! warm fetch links them too instead of writing their bytes. Anything unreadable, or an entry
+//! gone from the store, is a miss; a plan is only a shortcut to what the full path computes.
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +21,7 @@ use strata_lock::{Algorithm, Digest};
 use strata_store::{Hasher, Store};
 
 /// Bumped when the format or the meaning of a plan changes.
-const FORMAT: &str = "strata-fetch-plan-1";
+const FORMAT: &str = "strata-fetch-plan-2";
 
 /// What a fetch writes into its output directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,9 +32,8 @@ pub struct CachedPlan {
     pub dirs: Vec<String>,
     /// Each store digest, its size and the output paths it is linked to.
     pub links: Vec<CachedLink>,
-    /// Generated files (bom.json, .build-config.json): path and length; the bytes follow
-    /// the JSON line in this order.
-    pub generated: Vec<(String, usize)>,
+    /// Generated files (bom.json, .build-config.json): their store entries and paths.
+    pub generated: Vec<CachedLink>,
     /// Lockfile entries skipped as unfetchable: name, lockfile, reason.
     pub skipped: Vec<(String, String, String)>,
 }
@@ -79,40 +80,43 @@ fn binary_identity() -> String {
         .unwrap_or_default()
 }
 
-/// Serialises a plan and the generated files' bytes (in `plan.generated` order).
-pub fn encode(plan: &CachedPlan, generated: &[&[u8]]) -> Vec<u8> {
-    let mut out = serde_json::to_vec(plan).expect("a plan serialises");
-    out.push(b'\n');
-    for bytes in generated {
-        out.extend_from_slice(bytes);
-    }
-    out
+/// Serialises a plan.
+pub fn encode(plan: &CachedPlan) -> Vec<u8> {
+    serde_json::to_vec(plan).expect("a plan serialises")
 }
 
-/// A decoded plan: the plan and its generated files' bytes.
-pub type Decoded = (CachedPlan, Vec<(String, Vec<u8>)>);
-
-/// Parses what [`encode`] wrote; `None` if it is damaged in any way.
-pub fn decode(bytes: &[u8]) -> Option<Decoded> {
-    let newline = bytes.iter().position(|&b| b == b'\n')?;
-    let plan: CachedPlan = serde_json::from_slice(&bytes[..newline]).ok()?;
-    let mut rest = &bytes[newline + 1..];
-    let mut files = Vec::with_capacity(plan.generated.len());
-    for (path, len) in &plan.generated {
-        if rest.len() < *len || !is_clean_relative(path) {
-            return None;
-        }
-        let (head, tail) = rest.split_at(*len);
-        files.push((path.clone(), head.to_vec()));
-        rest = tail;
-    }
+/// Parses what [`encode`] wrote; `None` if it is damaged in any way, or if a path in it is
+/// not a clean relative path.
+pub fn decode(bytes: &[u8]) -> Option<CachedPlan> {
+    let plan: CachedPlan = serde_json::from_slice(bytes).ok()?;
     let paths_clean = plan.dirs.iter().all(|d| is_clean_relative(d))
         && plan
             .links
             .iter()
+            .chain(&plan.generated)
             .flat_map(|l| &l.paths)
             .all(|p| is_clean_relative(p));
-    (rest.is_empty() && paths_clean).then_some((plan, files))
+    paths_clean.then_some(plan)
+}
+
+/// Stores a generated file's bytes as a content-addressed store entry (once per content)
+/// and returns the link that puts it at `path`.
+pub fn store_generated(
+    store: &Store,
+    path: &str,
+    bytes: &[u8],
+) -> Result<CachedLink, strata_store::StoreError> {
+    let mut h = Hasher::new(Algorithm::Sha256);
+    h.update(bytes);
+    let digest = h.finish();
+    if !store.contains(&digest) {
+        strata_store::insert_bytes(store, &digest, bytes)?;
+    }
+    Ok(CachedLink {
+        digest,
+        size: bytes.len() as u64,
+        paths: vec![path.to_string()],
+    })
 }
 
 /// A relative path with no empty, `.` or `..` component: a plan never writes outside the
@@ -126,7 +130,7 @@ fn is_clean_relative(path: &str) -> bool {
 }
 
 /// Loads the plan stored under `key`.
-pub fn load(store: &Store, key: &str) -> Option<Decoded> {
+pub fn load(store: &Store, key: &str) -> Option<CachedPlan> {
     decode(&store.read_derived(key)?)
 }
 
@@ -134,49 +138,61 @@ pub fn load(store: &Store, key: &str) -> Option<Decoded> {
 mod tests {
     use super::*;
 
-    fn sample() -> (CachedPlan, Vec<Vec<u8>>) {
-        let plan = CachedPlan {
+    fn link(path: &str) -> CachedLink {
+        CachedLink {
+            digest: format!("sha256:{}", "ab".repeat(32)).parse().unwrap(),
+            size: 3,
+            paths: vec![path.into()],
+        }
+    }
+
+    fn sample() -> CachedPlan {
+        let mut two = link("deps/pip/a.whl");
+        two.paths.push("deps/pip/b.whl".into());
+        CachedPlan {
             artifacts: 2,
             dirs: vec!["deps".into(), "deps/pip".into()],
-            links: vec![CachedLink {
-                digest: format!("sha256:{}", "ab".repeat(32)).parse().unwrap(),
-                size: 3,
-                paths: vec!["deps/pip/a.whl".into(), "deps/pip/b.whl".into()],
-            }],
-            generated: vec![("bom.json".into(), 4), (".build-config.json".into(), 2)],
+            links: vec![two],
+            generated: vec![link("bom.json"), link(".build-config.json")],
             skipped: vec![("x".into(), "pylock.toml".into(), "a directory".into())],
-        };
-        (plan, vec![b"{\n}\n".to_vec(), b"{}".to_vec()])
+        }
     }
 
     #[test]
     fn round_trip() {
-        let (plan, files) = sample();
-        let refs: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
-        let (back, generated) = decode(&encode(&plan, &refs)).unwrap();
-        assert_eq!(back, plan);
-        assert_eq!(generated[0], ("bom.json".to_string(), b"{\n}\n".to_vec()));
-        assert_eq!(
-            generated[1],
-            (".build-config.json".to_string(), b"{}".to_vec())
-        );
+        let plan = sample();
+        assert_eq!(decode(&encode(&plan)).unwrap(), plan);
     }
 
     #[test]
     fn damaged_or_escaping_plans_are_misses() {
-        let (plan, files) = sample();
-        let refs: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
-        let good = encode(&plan, &refs);
+        let plan = sample();
+        let good = encode(&plan);
         assert!(decode(&good[..good.len() - 1]).is_none(), "truncated");
         let mut longer = good.clone();
         longer.push(b'x');
         assert!(decode(&longer).is_none(), "trailing bytes");
-        assert!(decode(b"not json\n").is_none());
+        assert!(decode(b"not json").is_none());
         for bad in ["../etc/passwd", "/etc/passwd", "deps//x", "deps/./x", ""] {
             let mut p = plan.clone();
             p.links[0].paths[0] = bad.into();
-            assert!(decode(&encode(&p, &refs)).is_none(), "{bad:?}");
+            assert!(decode(&encode(&p)).is_none(), "{bad:?}");
+            let mut p = plan.clone();
+            p.generated[1].paths[0] = bad.into();
+            assert!(decode(&encode(&p)).is_none(), "generated {bad:?}");
         }
+    }
+
+    #[test]
+    fn generated_files_are_stored_once_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let one = store_generated(&store, "bom.json", b"{}").unwrap();
+        let again = store_generated(&store, "x/bom.json", b"{}").unwrap();
+        assert_eq!(one.digest, again.digest);
+        assert_eq!(one.size, 2);
+        assert_eq!(again.paths, vec!["x/bom.json".to_string()]);
+        assert_eq!(std::fs::read(store.entry_path(&one.digest)).unwrap(), b"{}");
     }
 
     #[test]

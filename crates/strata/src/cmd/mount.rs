@@ -56,6 +56,12 @@ pub struct MountArgs {
     /// Serve reads in strata even where FUSE passthrough is available.
     #[arg(long)]
     pub no_passthrough: bool,
+    /// Split each download an open waits for into up to N parallel Range requests, one
+    /// connection each (files whose lockfile gives a size, parts of at least 128 KiB), so the
+    /// open waits for one part's transfer, not the whole file's; 1 turns it off. Prefetches
+    /// are not split: they are not waited for, and their slots are the parallelism.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub segments: u16,
 }
 
 const MOUNT_HELP: &str = "\
@@ -79,6 +85,11 @@ opens it, which wins when a build uses a small part of its lockfiles. Record a p
 background right after mounting, ahead of the build; files outside the profile stay lazy.
 `--prefetch all` downloads everything, yielding to the build's own opens: the build finishes
 no later, but the bandwidth and disk of a full fetch are spent.
+
+A file that an open waits for is downloaded as up to --segments parallel Range requests
+when the lockfile gives its size (pylock.toml, rpms.lock.yaml): on a link where each
+connection is slow, the open then waits for about one part's transfer plus one round trip.
+Servers without Range support get one stream.
 
 Exit status: 0 unmounted cleanly, 1 the mount failed, 2 bad input.";
 
@@ -196,9 +207,15 @@ async fn repodata_artifacts(
     made
 }
 
-fn fetcher(store: &Store, args: &MountArgs, jobs: usize) -> Result<Fetcher, crate::exit::Failure> {
+fn fetcher(
+    store: &Store,
+    args: &MountArgs,
+    jobs: usize,
+    segments: usize,
+) -> Result<Fetcher, crate::exit::Failure> {
     let options = FetchOptions {
         jobs,
+        segments,
         ..args.download.fetch_options(&args.cache).map_err(input)?
     };
     Fetcher::new(store.clone(), options).map_err(|e| work(anyhow!(e)))
@@ -235,7 +252,12 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
     let mountpoint = prepare_mountpoint(&args.mountpoint)?;
     let prefetch = parse_prefetch(&args.prefetch)?;
     let store = Store::open(args.cache.resolve()).map_err(work)?;
-    let demand = fetcher(&store, &args, usize::from(args.download.jobs))?;
+    let demand = fetcher(
+        &store,
+        &args,
+        usize::from(args.download.jobs),
+        usize::from(args.segments),
+    )?;
     let recorder = match &args.record {
         Some(path) => Some(
             strata_lazyfs::Recorder::create(path)
@@ -359,7 +381,7 @@ fn start_prefetch(
         PrefetchPriority::Profile => 2 * jobs,
         PrefetchPriority::Lowest => jobs,
     };
-    let fetcher = fetcher(store, args, fetcher_jobs)?;
+    let fetcher = fetcher(store, args, fetcher_jobs, 1)?;
     let handle = handle.clone();
     runtime.spawn(async move { handle.prefetch(fetcher, ids, jobs, priority).await });
     Ok(())
