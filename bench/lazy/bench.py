@@ -177,12 +177,37 @@ def cmd_verify_sample(a):
     )
 
 
+def split_problems(stats, exp, rels, max_parts):
+    """Split downloads: each listed file's bytes sent exactly once in all (its size), in 1 to
+    `max_parts` requests, and nothing else requested."""
+    problems = []
+    seen = stats.get("paths", {})
+    total = 0
+    for rel in rels:
+        f = exp[rel]
+        got = seen.get(f["url_path"], {})
+        total += got.get("get", 0)
+        if not 1 <= got.get("get", 0) <= max_parts:
+            problems.append(f"{f['url_path']} requested {got.get('get', 0)} times, expected 1-{max_parts}")
+        if got.get("bytes_sent", 0) != f["size"]:
+            problems.append(f"{f['url_path']}: {got.get('bytes_sent', 0)} bytes sent, its size is {f['size']}")
+    if stats["total_requests"] != total:
+        problems.append(f"{stats['total_requests']} requests in all, {total} for the listed files")
+    return problems
+
+
 def cmd_check_stats(a):
-    """The upstream saw exactly the url paths of the listed files, each --each times."""
+    """The upstream saw exactly the url paths of the listed files, each --each times (with
+    --max-parts N: each file's bytes once, in 1 to N requests)."""
     exp = load_json(a.expected)
     stats = load_json(a.stats)
-    paths = sorted({exp[rel]["url_path"] for rel in read_list(a.list)}) if a.list else []
-    if report_problems(f"upstream counters ({a.label})", stats_problems(stats, paths, a.each)):
+    rels = sorted(set(read_list(a.list))) if a.list else []
+    paths = sorted({exp[rel]["url_path"] for rel in rels})
+    if a.max_parts > 1:
+        problems = split_problems(stats, exp, rels, a.max_parts)
+    else:
+        problems = stats_problems(stats, paths, a.each)
+    if report_problems(f"upstream counters ({a.label})", problems):
         return 1
     print(stats_line(stats))
     return 0
@@ -575,6 +600,7 @@ def main():
     g.add_argument("--expected", required=True)
     g.add_argument("--list")
     g.add_argument("--each", type=int, default=1)
+    g.add_argument("--max-parts", type=int, default=1)
     g.add_argument("--label", default="")
     g.set_defaults(fn=cmd_check_stats)
     g = sub.add_parser("check-profile")

@@ -602,7 +602,10 @@ async fn a_sized_download_is_split_into_parallel_ranges_and_verified() {
     assert_eq!(up.requests("s.bin"), 1);
     let (_d2, store2, _f2, up2) = setup(UpstreamBuilder::new().file("t.bin", small.clone()));
     let t = artifact("t.bin", &small, vec![up2.url("t.bin")]);
-    split_fetcher(&store2).ensure(&t, &NoProgress).await.unwrap();
+    split_fetcher(&store2)
+        .ensure(&t, &NoProgress)
+        .await
+        .unwrap();
     assert_eq!(up2.requests("t.bin"), 1);
 }
 
@@ -615,7 +618,10 @@ async fn wrong_bytes_in_a_split_download_are_rejected_and_nothing_is_kept() {
             .fault("w.bin", Fault::WrongBytes),
     );
     let a = artifact("w.bin", &bytes, vec![up.url("w.bin")]);
-    let err = split_fetcher(&store).ensure(&a, &NoProgress).await.unwrap_err();
+    let err = split_fetcher(&store)
+        .ensure(&a, &NoProgress)
+        .await
+        .unwrap_err();
     assert!(err.is_mismatch(), "{err}");
     assert!(err.to_string().contains(&up.url("w.bin")), "{err}");
     assert!(!store.contains(&a.digests[0]));
@@ -669,7 +675,10 @@ async fn a_split_download_with_a_wrong_locked_size_names_the_size() {
     for locked in [400_000, 600_000] {
         let mut a = artifact("z.bin", &bytes, vec![up.url("z.bin")]);
         a.size = Some(locked);
-        let err = split_fetcher(&store).ensure(&a, &NoProgress).await.unwrap_err();
+        let err = split_fetcher(&store)
+            .ensure(&a, &NoProgress)
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 err.attempts[0].1,
