@@ -28,7 +28,7 @@
 # for the whole timed window. Wall-clock times are reported, never asserted.
 #
 # Usage: bench/lazy/run.sh [--tiny] [--reps N] [--build-jobs "1 16"] [--work-dir DIR] [--bin-dir DIR]
-#                          [--no-main] [--no-extras]
+#                          [--percents "10 50 100"] [--lock-format generic|pylock] [--no-main] [--no-extras]
 #   --tiny          smoke run for CI: 40 artifacts x ~32 KiB, 10% and 100%, 1 rep, small extras
 #   --reps N        repetitions of the main cases (default 3; tiny 1); tput and ready take more
 #   --build-jobs L  build reader thread counts (default "1 16"; tiny "4")
