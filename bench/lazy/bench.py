@@ -186,11 +186,12 @@ def split_problems(stats, exp, rels, max_parts):
     for rel in rels:
         f = exp[rel]
         got = seen.get(f["url_path"], {})
-        total += got.get("get", 0)
-        if not 1 <= got.get("get", 0) <= max_parts:
-            problems.append(f"{f['url_path']} requested {got.get('get', 0)} times, expected 1-{max_parts}")
-        if got.get("bytes_sent", 0) != f["size"]:
-            problems.append(f"{f['url_path']}: {got.get('bytes_sent', 0)} bytes sent, its size is {f['size']}")
+        gets, sent = got.get("get", 0), got.get("bytes_sent", 0)
+        total += gets
+        if not 1 <= gets <= max_parts:
+            problems.append(f"{f['url_path']} requested {gets} times, expected 1-{max_parts}")
+        if sent != f["size"]:
+            problems.append(f"{f['url_path']}: {sent} bytes sent, its size is {f['size']}")
     if stats["total_requests"] != total:
         problems.append(f"{stats['total_requests']} requests in all, {total} for the listed files")
     return problems

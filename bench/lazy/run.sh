@@ -158,8 +158,8 @@ else
 fi
 expected=$run/lock/expected.json
 py lock --manifest "$data/manifest.json" --base-url "$base" --format "$lock_format" --out "$lockfile" --expected "$expected"
-# shellcheck disable=SC2086
 # (build-100.txt always: the eager cases' counters are checked against every file)
+# shellcheck disable=SC2086
 py lists --expected "$expected" --out "$run/lock" --percents $(printf '%s\n' $percents 100 $multi_list | sort -nu)
 all_list=$run/lock/build-100.txt
 
