@@ -556,9 +556,13 @@ async fn connections_are_reused_across_downloads() {
     }
     let stats = up.stats();
     assert_eq!(stats.total_requests, 10);
-    assert_eq!(
-        stats.connections, 1,
-        "one keep-alive connection served every download"
+    // hyper hands a finished connection back to its pool from a spawned task, so a request
+    // sent the instant the previous body ended can race it and open a second connection
+    // (seen in CI). Without keep-alive every download would open its own: 10.
+    assert!(
+        stats.connections <= 3,
+        "keep-alive connections served the downloads, not one connection each: {} connections",
+        stats.connections
     );
 }
 

@@ -172,7 +172,10 @@ fn keep_alive_serves_two_requests_on_one_connection() {
         let body = client.get(up.url("a")).send().unwrap().bytes().unwrap();
         assert_eq!(body.len(), 3000);
     }
-    assert_eq!(up.stats().connections, 2);
+    // One more connection, or two if a request raced hyper's return of the idle connection
+    // to its pool (it happens from a spawned task); three requests without keep-alive: 4.
+    let connections = up.stats().connections;
+    assert!((2..=3).contains(&connections), "{connections} connections");
 }
 
 #[test]
