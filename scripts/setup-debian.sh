@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what strata's build, example and tests need on a fresh Debian machine.
-# Usage: scripts/setup-debian.sh build|test
+# Usage: scripts/setup-debian.sh build|demo|test
 #   build: a C toolchain for crates with C parts (ring), pkg-config, git.
+#   demo:  build + pip and npm, the clients examples/fetch-demo installs with.
 #   test:  build + everything the test suite drives for real (see the list below).
 # Does nothing for packages already present; needs root (or sudo) only when something is missing.
 set -euo pipefail
 what=${1:-test}
 packages=(gcc libc6-dev pkg-config git ca-certificates)
+if [ "$what" = demo ]; then
+  packages+=(python3 python3-pip npm)
+fi
 if [ "$what" = test ]; then
   packages+=(
     python3 python3-pip python3-venv  # pip as a real client of the output tree

@@ -10,7 +10,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-"$root/scripts/setup-debian.sh" build
+"$root/scripts/setup-debian.sh" demo
 
 echo "==> building strata (release)"
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p strata -p strata-upstream
@@ -42,16 +42,12 @@ echo "==> strata env $out"
 "$bin/strata" env "$out"
 "$bin/strata" cache --cache-dir "$work/cache" verify
 
-if python3 -m pip --version >/dev/null 2>&1; then
-  echo "==> pip install --no-index from the output (what a hermetic RUN does)"
-  eval "$("$bin/strata" env "$out")"
-  python3 -m pip install --quiet --disable-pip-version-check --target "$work/site" hello-strata colour-names
-  PYTHONPATH="$work/site" python3 -c 'import hello_strata; print(hello_strata.greet("strata"))'
-fi
-if command -v npm >/dev/null 2>&1; then
-  echo "==> strata inject-files, then npm ci --offline from the output"
-  "$bin/strata" inject-files "$out"
-  npm ci --offline --no-audit --no-fund --silent
-  node -e 'console.log(require("left-pad-lite")("strata", 10, "."), require("@strata-example/tiny"))'
-fi
+echo "==> pip install --no-index from the output (what a hermetic RUN does)"
+eval "$("$bin/strata" env "$out")"
+python3 -m pip install --quiet --disable-pip-version-check --target "$work/site" hello-strata colour-names
+PYTHONPATH="$work/site" python3 -c 'import hello_strata; print(hello_strata.greet("strata"))'
+echo "==> strata inject-files, then npm ci --offline from the output"
+"$bin/strata" inject-files "$out"
+npm ci --offline --no-audit --no-fund --silent
+node -e 'console.log(require("left-pad-lite")("strata", 10, "."), require("@strata-example/tiny"))'
 echo "==> done: output in $out"

@@ -32,6 +32,34 @@ pub fn normalize_arch(arch: &str) -> String {
     }
 }
 
+/// The architectures wheel platform tags and RPM lockfiles name (after [`normalize_arch`]).
+pub const KNOWN_ARCHES: &[&str] = &[
+    "x86_64",
+    "aarch64",
+    "ppc64le",
+    "s390x",
+    "i686",
+    "armv7l",
+    "armv7hl",
+    "riscv64",
+    "ppc64",
+    "loongarch64",
+];
+
+/// Checks a user-given architecture: its normalized name when known, else an error that
+/// lists the known ones (a typo must not silently filter out every native wheel).
+pub fn check_arch(arch: &str) -> Result<String, String> {
+    let normalized = normalize_arch(arch);
+    if KNOWN_ARCHES.contains(&normalized.as_str()) {
+        Ok(normalized)
+    } else {
+        Err(format!(
+            "unknown architecture `{arch}` (known: {}; aliases amd64, arm64, ppc64el, i386)",
+            KNOWN_ARCHES.join(", ")
+        ))
+    }
+}
+
 impl Filter {
     fn normalized_arches(&self) -> Vec<String> {
         self.arches.iter().map(|a| normalize_arch(a)).collect()
@@ -179,6 +207,15 @@ impl WheelName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arches_are_checked_and_normalized() {
+        assert_eq!(check_arch("amd64").unwrap(), "x86_64");
+        assert_eq!(check_arch("ARM64").unwrap(), "aarch64");
+        assert_eq!(check_arch("s390x").unwrap(), "s390x");
+        let err = check_arch("x86-46").unwrap_err();
+        assert!(err.contains("unknown architecture `x86-46`"), "{err}");
+    }
 
     fn arches(a: &[&str]) -> Filter {
         Filter {

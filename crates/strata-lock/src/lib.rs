@@ -34,7 +34,7 @@ pub use artifact::{
     check_path_component,
 };
 pub use error::{Entry, Location, LockError};
-pub use filter::{Filter, WheelName, normalize_arch};
+pub use filter::{Filter, KNOWN_ARCHES, WheelName, check_arch, normalize_arch};
 pub use outcome::{LoadOutcome, SkipReason, Skipped};
 
 /// The lockfile formats strata reads, told apart by file name.

@@ -1,9 +1,12 @@
 //! `package-lock.json` / `npm-shrinkwrap.json`, lockfileVersion 2 and 3 (the `packages` map).
 //!
 //! Skipped without a trace: the root `""` entry, `link: true` entries (workspaces, `file:`
-//! directory links) and entries without `resolved` (bundled dependencies, which ship inside
-//! their parent's tarball, and local packages). An entry whose `resolved` is not http(s) (git,
-//! `file:` tarballs, `github:` shorthands) is unfetchable: an error unless skipped.
+//! directory links), `inBundle: true` entries (bundled dependencies, which ship inside their
+//! parent's tarball) and local packages (keys outside any `node_modules/`, such as workspace
+//! members). A `node_modules/` entry without `resolved` (a lockfile written with
+//! `omit-lockfile-registry-resolved`, or hand-edited) is unfetchable, as is one whose
+//! `resolved` is not http(s) (git, `file:` tarballs, `github:` shorthands): an error unless
+//! skipped, never a silently missing dependency.
 //!
 //! File names follow Hermeto (`hermeto/core/package_managers/javascript/npm/resolver.py`):
 //! a registry tarball (URL path `.../<name>/-/<file>.tgz`) becomes `<name>-<version>.tgz` with a
@@ -40,6 +43,14 @@ struct NpmEntry {
     integrity: Option<String>,
     #[serde(default)]
     link: bool,
+    #[serde(default)]
+    in_bundle: bool,
+}
+
+/// Entries that are not downloads of their own (see the module docs).
+fn is_not_a_download(key: &str, entry: &NpmEntry) -> bool {
+    let local_package = !key.starts_with("node_modules/") && !key.contains("/node_modules/");
+    key.is_empty() || entry.link || entry.in_bundle || local_package && entry.resolved.is_none()
 }
 
 const REGENERATE: &str =
@@ -63,7 +74,7 @@ pub(crate) fn parse(ctx: Ctx<'_>, filter: &Filter) -> Result<LoadOutcome, LockEr
     for (key, entry) in packages {
         let offset = ctx.find(&format!("\"{key}\""), cursor);
         cursor = offset.map_or(cursor, |o| o + key.len());
-        if key.is_empty() || entry.link || entry.resolved.is_none() {
+        if is_not_a_download(key, entry) {
             continue;
         }
         let origin = ctx.origin(offset);
@@ -110,10 +121,15 @@ fn artifact(
     origin: crate::Origin,
 ) -> Result<Artifact, LockError> {
     let label = Entry::new(format!("package `{key}`"));
-    let resolved = entry
-        .resolved
-        .as_deref()
-        .expect("entries without `resolved` are skipped");
+    let Some(resolved) = entry.resolved.as_deref() else {
+        return Err(LockError::Unfetchable {
+            at,
+            entry: label,
+            reason: format!(
+                "has no `resolved` URL (written with omit-lockfile-registry-resolved?); {REGENERATE} and `omit-lockfile-registry-resolved` off"
+            ),
+        });
+    };
     let url = http_url(resolved, &at, &label)?;
     let name = entry
         .name
@@ -387,7 +403,10 @@ mod tests {
   "lockfileVersion": 3,
   "packages": {
     "node_modules/g": { "version": "1.0.0", "resolved": "git+ssh://git@127.0.0.1/g.git#0123456789abcdef" },
-    "node_modules/f": { "version": "1.0.0", "resolved": "file:vendor/f-1.0.0.tgz" }
+    "node_modules/f": { "version": "1.0.0", "resolved": "file:vendor/f-1.0.0.tgz" },
+    "node_modules/f/node_modules/b": { "version": "1.0.0", "inBundle": true },
+    "packages/member": { "name": "member", "version": "0.1.0" },
+    "node_modules/u": { "version": "2.0.0", "integrity": "sha512-AAAA" }
   }
 }"#;
         // The first offending entry in document order is reported.
@@ -405,7 +424,22 @@ mod tests {
         )
         .unwrap();
         assert!(out.artifacts.is_empty());
-        assert_eq!(out.skipped.len(), 2);
+        // git, file: and the entry without `resolved`; the bundled one and the workspace
+        // member are not downloads at all.
+        let skipped: Vec<&str> = out.skipped.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            skipped,
+            ["node_modules/g", "node_modules/f", "node_modules/u"]
+        );
+        let text = r#"{ "lockfileVersion": 3, "packages": {
+    "node_modules/u": { "version": "2.0.0", "integrity": "sha512-AAAA" } } }"#;
+        let msg = run(text, &Filter::default()).unwrap_err().to_string();
+        assert!(
+            msg.starts_with(
+                "package-lock.json:2:5: package `node_modules/u`: has no `resolved` URL"
+            ),
+            "{msg}"
+        );
     }
 
     #[test]

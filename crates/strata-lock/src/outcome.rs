@@ -15,6 +15,9 @@ pub enum SkipReason {
     Unfetchable(String),
     /// The [`crate::Filter`] did not select it (a wheel for another platform, an RPM arch).
     NotSelected(String),
+    /// A package none of whose files the [`crate::Filter`] selected (every wheel is for
+    /// another platform and there is no sdist): it cannot be installed from the output.
+    NoFileSelected(String),
 }
 
 /// A lockfile entry that produced no artifact.

@@ -171,6 +171,8 @@ fn package_artifacts(
             file_artifact(ctx, package, &entry, archive, &kind, filter, out)
         }
         Some(_) => {
+            let taken = out.artifacts.len();
+            let not_selected = out.skipped.len();
             for (i, wheel) in package.wheels.iter().flatten().enumerate() {
                 let kind = Kind {
                     field: format!("wheels[{i}]"),
@@ -184,6 +186,18 @@ fn package_artifacts(
                     wheel: Some(false),
                 };
                 file_artifact(ctx, package, &entry, sdist, &kind, filter, out)?;
+            }
+            let filtered_out = out.skipped[not_selected..]
+                .iter()
+                .any(|s| matches!(s.reason, crate::SkipReason::NotSelected(_)));
+            if out.artifacts.len() == taken && filtered_out {
+                out.skipped.push(crate::Skipped {
+                    origin,
+                    name: name.to_owned(),
+                    reason: crate::SkipReason::NoFileSelected(
+                        "no wheel matches the requested platform and there is no sdist: it will not install from this output".into(),
+                    ),
+                });
             }
             Ok(())
         }
@@ -426,6 +440,19 @@ wheels = [
                 .all(|s| matches!(s.reason, crate::SkipReason::NotSelected(_)))
         );
         assert_eq!(run(&text, &Filter::default()).unwrap().artifacts.len(), 5);
+        // A package with only foreign wheels and no sdist is named, not silently dropped.
+        let text = lock(&format!(
+            "[[packages]]\nname = \"macos-only\"\nversion = \"1.0\"\nwheels = [{}]\n",
+            wheel("macos_only-1.0-cp312-cp312-macosx_14_0_arm64.whl"),
+        ));
+        let out = run(&text, &filter).unwrap();
+        assert!(out.artifacts.is_empty());
+        let last = out.skipped.last().unwrap();
+        assert_eq!(last.name, "macos-only");
+        assert!(
+            matches!(&last.reason, crate::SkipReason::NoFileSelected(why) if why.contains("no wheel matches")),
+            "{last:?}"
+        );
     }
 
     #[test]

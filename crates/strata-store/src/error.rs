@@ -36,12 +36,20 @@ pub enum StoreError {
         actual: Digest,
     },
     /// The byte count differed from the locked size.
-    #[error("size mismatch: expected {expected} bytes, got {actual}")]
+    #[error(
+        "size mismatch: expected {expected} bytes ({expected_digest}), got {actual} bytes ({})",
+        actual_digest.as_ref().map_or_else(|| format!("more than {} bytes over: not hashed further", crate::store::OVERFLOW_HASH_LIMIT), ToString::to_string)
+    )]
     SizeMismatch {
         /// The size from the lockfile.
         expected: u64,
-        /// The bytes received (so far, when too many arrived).
+        /// The bytes received (so far, when far too many arrived).
         actual: u64,
+        /// The digest from the lockfile.
+        expected_digest: Digest,
+        /// The digest of the whole body received; `None` when it ran more than
+        /// [`crate::store::OVERFLOW_HASH_LIMIT`] bytes past the locked size and was cut off.
+        actual_digest: Option<Digest>,
     },
 }
 

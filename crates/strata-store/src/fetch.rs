@@ -571,7 +571,13 @@ mod tests {
         assert!(
             !Failure::Store(StoreError::SizeMismatch {
                 expected: 1,
-                actual: 2
+                actual: 2,
+                expected_digest: strata_lock::Digest::new(
+                    strata_lock::Algorithm::Sha256,
+                    &"0".repeat(64)
+                )
+                .unwrap(),
+                actual_digest: None,
             })
             .is_transient()
         );

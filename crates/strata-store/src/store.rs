@@ -257,6 +257,7 @@ impl Store {
             file,
             hasher: Hasher::new(expected.algorithm),
             written: 0,
+            overflow: 0,
             committed: false,
         })
     }
@@ -430,32 +431,52 @@ pub struct PendingEntry {
     file: File,
     hasher: Hasher,
     written: u64,
+    /// Bytes received past the locked size: hashed (so a mismatch can name the digest of
+    /// what the server sent), never written.
+    overflow: u64,
     committed: bool,
 }
 
+/// How far past its locked size a body is still hashed (not stored) so that the size
+/// mismatch can name its digest; beyond this the download is cut off.
+pub const OVERFLOW_HASH_LIMIT: u64 = 64 * 1024 * 1024;
+
 impl PendingEntry {
-    /// Appends bytes. Fails at once if more bytes arrive than the expected size.
+    /// Appends bytes. Bytes past the locked size are hashed but never written, and the
+    /// commit then fails with a size mismatch naming both digests; a body running more than
+    /// [`OVERFLOW_HASH_LIMIT`] past it fails at once.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        let total = self.written + bytes.len() as u64;
-        if let Some(expected) = self.expected_size
-            && total > expected
-        {
-            return Err(StoreError::SizeMismatch {
-                expected,
-                actual: total,
-            });
+        let room = self
+            .expected_size
+            .map_or(u64::MAX, |size| size.saturating_sub(self.written));
+        let (kept, over) =
+            bytes.split_at(usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len()));
+        if !kept.is_empty() {
+            self.file
+                .write_all(kept)
+                .map_err(|e| StoreError::write(&self.path, e))?;
+            self.written += kept.len() as u64;
         }
-        self.file
-            .write_all(bytes)
-            .map_err(|e| StoreError::write(&self.path, e))?;
         self.hasher.update(bytes);
-        self.written = total;
+        self.overflow += over.len() as u64;
+        if self.overflow > OVERFLOW_HASH_LIMIT {
+            return Err(self.size_mismatch(None));
+        }
         Ok(())
     }
 
-    /// Bytes written so far.
+    /// Bytes received so far (those past the locked size included).
     pub fn written(&self) -> u64 {
-        self.written
+        self.written + self.overflow
+    }
+
+    fn size_mismatch(&self, actual_digest: Option<Digest>) -> StoreError {
+        StoreError::SizeMismatch {
+            expected: self.expected_size.unwrap_or_default(),
+            actual: self.written + self.overflow,
+            expected_digest: self.expected.clone(),
+            actual_digest,
+        }
     }
 
     /// A second handle on the temp file, for writing parts at their offsets
@@ -497,6 +518,7 @@ impl PendingEntry {
             .map_err(|e| StoreError::write(&self.path, e))?;
         self.hasher = hasher;
         self.written = len - left;
+        self.overflow = 0;
         Ok(())
     }
 
@@ -511,22 +533,21 @@ impl PendingEntry {
             .map_err(|e| StoreError::write(&self.path, e))?;
         self.hasher = Hasher::new(self.expected.algorithm);
         self.written = 0;
+        self.overflow = 0;
         Ok(())
     }
 
     /// Verifies size and digest, then renames the file into the store. On a mismatch nothing is
     /// kept.
     pub fn commit(mut self) -> Result<PathBuf, StoreError> {
-        if let Some(expected) = self.expected_size
-            && self.written != expected
-        {
-            return Err(StoreError::SizeMismatch {
-                expected,
-                actual: self.written,
-            });
-        }
         let hasher = std::mem::replace(&mut self.hasher, Hasher::new(Algorithm::Sha256));
         let actual = hasher.finish();
+        if self
+            .expected_size
+            .is_some_and(|size| self.written() != size)
+        {
+            return Err(self.size_mismatch(Some(actual)));
+        }
         if actual != self.expected {
             return Err(StoreError::DigestMismatch {
                 expected: self.expected.clone(),

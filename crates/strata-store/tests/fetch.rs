@@ -230,20 +230,30 @@ async fn resets_and_truncation_are_survived_by_resuming() {
 async fn a_wrong_locked_size_is_an_error() {
     let bytes = payload(5_000, 9);
     let (_d, store, fetcher, up) = setup(UpstreamBuilder::new().file("z.bin", bytes.clone()));
-    let mut a = artifact("z.bin", &bytes, vec![up.url("z.bin")]);
-    a.size = Some(4_000);
-    let err = fetcher.ensure(&a, &NoProgress).await.unwrap_err();
-    assert!(
-        matches!(
-            err.attempts[0].1,
+    // Too long (the body runs past the locked size) and too short: either way the error
+    // names both sizes and both digests, and nothing is kept.
+    for locked in [4_000, 6_000] {
+        let mut a = artifact("z.bin", &bytes, vec![up.url("z.bin")]);
+        a.size = Some(locked);
+        let err = fetcher.ensure(&a, &NoProgress).await.unwrap_err();
+        match &err.attempts[0].1 {
             Failure::Store(StoreError::SizeMismatch {
-                expected: 4_000,
-                ..
-            })
-        ),
-        "{err}"
-    );
-    assert!(!store.contains(&a.digests[0]));
+                expected,
+                actual,
+                expected_digest,
+                actual_digest,
+            }) => {
+                assert_eq!((*expected, *actual), (locked, 5_000), "{err}");
+                assert_eq!(expected_digest, &a.digests[0]);
+                assert_eq!(actual_digest.as_ref(), Some(&sha256(&bytes)), "{err}");
+            }
+            other => panic!("{locked}: not a size mismatch: {other}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains(&sha256(&bytes).to_string()), "{text}");
+        assert!(!store.contains(&a.digests[0]));
+        assert_eq!(temp_files(&store), 0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

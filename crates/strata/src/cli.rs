@@ -198,8 +198,12 @@ pub struct DownloadArgs {
     /// Keep only wheels (and RPM arch sections) for these architectures, plus pure-Python
     /// wheels and sdists; repeat for several. Accepts x86_64/amd64, aarch64/arm64, ppc64le,
     /// s390x...
-    #[arg(long = "arch", value_name = "ARCH")]
+    #[arg(long = "arch", value_name = "ARCH", value_parser = strata_lock::check_arch)]
     pub arches: Vec<String>,
+    /// Keep only wheels for these Python tags (`cp312`, `py3`...; abi3 wheels of older
+    /// CPythons count), plus sdists; repeat for several.
+    #[arg(long = "python-tag", value_name = "TAG", value_parser = parse_python_tag)]
+    pub python_tags: Vec<String>,
     /// Skip lockfile entries that have no downloadable file (directory, VCS, git or file:
     /// sources) instead of failing.
     #[arg(long)]
@@ -218,8 +222,8 @@ impl DownloadArgs {
     pub fn filter(&self) -> strata_lock::Filter {
         strata_lock::Filter {
             arches: self.arches.clone(),
+            python_tags: self.python_tags.clone(),
             skip_unfetchable: self.skip_unfetchable,
-            ..strata_lock::Filter::default()
         }
     }
 
@@ -367,6 +371,20 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         other => return Err(format!("unknown size unit `{other}` (use K, M, G or T)")),
     };
     Ok((number * multiplier as f64) as u64)
+}
+
+/// A Python tag such as `cp312`, `py3` or `pp310`, lower-cased.
+fn parse_python_tag(tag: &str) -> Result<String, String> {
+    let lower = tag.to_ascii_lowercase();
+    let digits = ["cp", "py", "pp", "ip", "jy"]
+        .iter()
+        .find_map(|prefix| lower.strip_prefix(prefix));
+    match digits {
+        Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => Ok(lower),
+        _ => Err(format!(
+            "`{tag}` is not a Python tag (write e.g. cp312, py3 or pp310)"
+        )),
+    }
 }
 
 #[cfg(test)]

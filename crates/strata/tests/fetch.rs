@@ -3,6 +3,7 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -248,6 +249,43 @@ fn a_checksum_mismatch_fails_that_artifact_only_and_keeps_nothing_of_it() {
 }
 
 #[test]
+fn a_body_of_the_wrong_length_names_both_digests() {
+    // An upstream answering with an error page instead of the wheel: longer than the locked
+    // size. The failure still names the URL, the expected and the actual digest.
+    let files = Files::new(2, 10_000);
+    let bad = format!("pypi/{}", files.wheels[0].0);
+    let page = b"<html>503 Service Unavailable, please retry later</html>".repeat(300);
+    let up = files
+        .serve(UpstreamBuilder::new())
+        .file(&bad, page.clone())
+        .start()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let out = dir.path().join("out");
+    let result = run(fetch_json(&dir.path().join("cache"), &out).args(&lockfiles));
+    assert_eq!(result.status.code(), Some(1));
+    let summary = json(&result);
+    let failed = summary["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{summary}");
+    let f = &failed[0];
+    assert_eq!(f["urls"][0], up.url(&bad));
+    assert_eq!(
+        f["expected"],
+        format!(
+            "sha256:{} ({} bytes)",
+            sha256_hex(&files.wheels[0].1),
+            files.wheels[0].1.len()
+        )
+    );
+    assert_eq!(
+        f["actual"],
+        format!("sha256:{} ({} bytes)", sha256_hex(&page), page.len())
+    );
+    assert!(!out.join("deps/pip").join(&files.wheels[0].0).exists());
+}
+
+#[test]
 fn malformed_lockfiles_exit_2_with_file_and_line_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
@@ -312,6 +350,23 @@ fn unknown_lockfile_names_and_flags_are_usage_errors() {
     );
     let result = run(strata().args(["fetch", "--no-such-flag", "x"]));
     assert_eq!(result.status.code(), Some(2));
+    // A mistyped architecture or Python tag would silently filter out every wheel.
+    for (flag, value, says) in [
+        ("--arch", "x86-46", "unknown architecture `x86-46`"),
+        ("--python-tag", "python3", "`python3` is not a Python tag"),
+    ] {
+        let result = run(strata()
+            .args(["fetch", flag, value, "-o"])
+            .arg(dir.path().join("o"))
+            .arg(dir.path().join("poetry.lock")));
+        assert_eq!(result.status.code(), Some(2), "{flag} {value}");
+        assert!(
+            String::from_utf8_lossy(&result.stderr).contains(says),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+    assert!(!dir.path().join("o").exists(), "nothing written");
 }
 
 #[test]
@@ -441,61 +496,90 @@ fn four_concurrent_processes_on_one_cache_download_each_digest_once() {
 
 #[test]
 fn kill_9_mid_download_leaves_a_sound_cache_and_the_rerun_succeeds() {
-    let files = Files::new(1, 3_000_000);
-    let up = files
-        .serve(UpstreamBuilder::new())
-        .rate_limit(1_000_000)
-        .start()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
-    let cache = dir.path().join("cache");
-    let mut child = strata()
-        .args(["fetch", "--cache-dir"])
-        .arg(&cache)
-        .arg("-o")
-        .arg(dir.path().join("out"))
-        .args(&lockfiles)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until bytes are flowing, then kill hard.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while up.stats().bytes_sent < 500_000 {
-        assert!(std::time::Instant::now() < deadline, "the download started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let tmp_before = std::fs::read_dir(cache.join("v1/tmp")).unwrap().count();
-    assert!(
-        tmp_before >= 1,
-        "the killed process left its partial download behind"
-    );
-    let verify = run(strata()
-        .args(["cache", "--cache-dir"])
-        .arg(&cache)
-        .args(["verify", "--format", "json"]));
-    assert_eq!(verify.status.code(), Some(0));
-    assert_eq!(json(&verify)["corrupt"].as_array().unwrap().len(), 0);
-    let rerun = run(fetch_json(&cache, &dir.path().join("out")).args(&lockfiles));
-    assert_eq!(rerun.status.code(), Some(0));
-    assert_eq!(
-        std::fs::read_dir(cache.join("v1/tmp")).unwrap().count(),
-        0,
-        "leftovers cleaned by the next run"
-    );
-    for (path, bytes) in files.expected_outputs() {
-        assert_eq!(
-            std::fs::read(dir.path().join("out").join(&path)).unwrap(),
-            bytes
+    // One download at a time, so a kill lands with some entries committed and one partial:
+    // early (inside the first file) and late (inside the third).
+    for kill_after in [500_000, 7_500_000] {
+        let files = Files::new(1, 3_000_000);
+        let up = files
+            .serve(UpstreamBuilder::new())
+            .rate_limit(4_000_000)
+            .start()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+        let cache = dir.path().join("cache");
+        let out = dir.path().join("out");
+        let mut child = strata()
+            .args(["fetch", "--jobs", "1", "--cache-dir"])
+            .arg(&cache)
+            .arg("-o")
+            .arg(&out)
+            .args(&lockfiles)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while up.stats().bytes_sent < kill_after {
+            assert!(std::time::Instant::now() < deadline, "the download started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let committed = files_under(&cache.join("v1/objects"));
+        let expected_committed = (kill_after / 3_000_000) as usize;
+        assert!(
+            committed >= expected_committed && committed < files.count(),
+            "killed after {kill_after} bytes: {committed} entries committed"
         );
+        assert!(
+            std::fs::read_dir(cache.join("v1/tmp")).unwrap().count() >= 1,
+            "the killed process left its partial download behind"
+        );
+        // Every committed entry is whole and right; opening the store cleans the leftovers.
+        let verify = run(strata()
+            .args(["cache", "--cache-dir"])
+            .arg(&cache)
+            .args(["verify", "--format", "json"]));
+        assert_eq!(verify.status.code(), Some(0));
+        let report = json(&verify);
+        assert_eq!(report["checked"], committed as u64, "{report}");
+        assert_eq!(report["corrupt"].as_array().unwrap().len(), 0, "{report}");
+        assert_eq!(
+            std::fs::read_dir(cache.join("v1/tmp")).unwrap().count(),
+            0,
+            "leftovers of the killed process are cleaned"
+        );
+        // The re-run downloads only what was not committed.
+        up.reset_stats();
+        let rerun = run(fetch_json(&cache, &out).args(&lockfiles));
+        assert_eq!(rerun.status.code(), Some(0));
+        let summary = json(&rerun);
+        assert_eq!(summary["downloaded"], (files.count() - committed) as u64);
+        assert_eq!(summary["from_cache"], committed as u64);
+        for (path, bytes) in files.expected_outputs() {
+            assert_eq!(std::fs::read(out.join(&path)).unwrap(), bytes, "{path}");
+        }
+        let verify = run(strata()
+            .args(["cache", "--cache-dir"])
+            .arg(&cache)
+            .arg("verify"));
+        assert_eq!(verify.status.code(), Some(0));
     }
-    let verify = run(strata()
-        .args(["cache", "--cache-dir"])
-        .arg(&cache)
-        .arg("verify"));
-    assert_eq!(verify.status.code(), Some(0));
+}
+
+/// Regular files under `dir`, recursively (0 when it does not exist).
+fn files_under(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => files_under(&e.path()),
+            Ok(t) if t.is_file() => 1,
+            _ => 0,
+        })
+        .sum()
 }
 
 #[test]
@@ -713,5 +797,15 @@ fn arch_filter_and_unfetchable_entries() {
         got,
         vec![wheels[0].to_string(), wheels[4].to_string()],
         "only x86_64 Linux and pure wheels"
+    );
+    // No s390x wheel and no sdist: the package is named in the summary, not dropped unseen.
+    let s390x = fetch(&["--arch", "s390x", "--skip-unfetchable"], "s390x");
+    assert_eq!(s390x.status.code(), Some(0));
+    let summary = json(&s390x);
+    let skipped = summary["skipped"].as_array().unwrap();
+    let native = skipped.iter().find(|s| s["name"] == "native");
+    assert!(
+        native.is_some_and(|s| s["reason"].as_str().unwrap().contains("no wheel matches")),
+        "{summary}"
     );
 }

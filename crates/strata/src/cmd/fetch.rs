@@ -283,11 +283,13 @@ impl Plan {
             .skipped
             .iter()
             .filter_map(|s| match &s.reason {
-                SkipReason::Unfetchable(why) => Some(SkippedEntry {
-                    name: s.name.clone(),
-                    lockfile: s.origin.to_string(),
-                    reason: why.clone(),
-                }),
+                SkipReason::Unfetchable(why) | SkipReason::NoFileSelected(why) => {
+                    Some(SkippedEntry {
+                        name: s.name.clone(),
+                        lockfile: s.origin.to_string(),
+                        reason: why.clone(),
+                    })
+                }
                 SkipReason::NotSelected(_) => None,
             })
             .collect();
@@ -462,9 +464,18 @@ fn describe_failure(artifact: &Artifact, error: &FetchError) -> FailedArtifact {
         Failure::Store(StoreError::DigestMismatch { expected, actual }) => {
             Some((expected.to_string(), actual.to_string()))
         }
-        Failure::Store(StoreError::SizeMismatch { expected, actual }) => {
-            Some((format!("{expected} bytes"), format!("{actual} bytes")))
-        }
+        Failure::Store(StoreError::SizeMismatch {
+            expected,
+            actual,
+            expected_digest,
+            actual_digest,
+        }) => Some((
+            format!("{expected_digest} ({expected} bytes)"),
+            match actual_digest {
+                Some(digest) => format!("{digest} ({actual} bytes)"),
+                None => format!("more than {actual} bytes (cut off, not hashed)"),
+            },
+        )),
         _ => None,
     });
     FailedArtifact {

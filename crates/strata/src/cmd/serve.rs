@@ -125,7 +125,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
     let outcome = strata_lock::load_all_with_skipped(&args.lockfiles, &args.download.filter())
         .map_err(input)?;
     for s in &outcome.skipped {
-        if let SkipReason::Unfetchable(why) = &s.reason {
+        if let SkipReason::Unfetchable(why) | SkipReason::NoFileSelected(why) = &s.reason {
             tracing::warn!("skipped {} ({}): {why}", s.name, s.origin);
         }
     }
