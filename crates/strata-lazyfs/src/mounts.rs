@@ -3,6 +3,10 @@
 //!
 //! A strata mount's source is `strata:<pid>` ([`fsname`]), so the daemon serving a mount is
 //! found without any state file that a crash could leave behind.
+//!
+//! A user without `CAP_SYS_ADMIN` mounts through the setuid `fusermount3`, and the kernel
+//! refuses that user's `umount2` with `EPERM`; unmounting then goes through `fusermount3 -u`
+//! (else `fusermount -u`) as libfuse does.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -119,17 +123,58 @@ pub fn clean_stale(mountpoint: &Path) -> io::Result<Existing> {
     if !(disconnected || dead) {
         return Ok(Existing::Live(entry));
     }
-    umount2(mountpoint, libc::MNT_DETACH)?;
+    detach(mountpoint)?;
     Ok(Existing::CleanedStale(entry))
 }
 
 /// Unmounts `mountpoint`; when busy, detaches it lazily (it disappears from the namespace at
-/// once and goes away when its last user closes it).
+/// once and goes away when its last user closes it). Without the privilege to unmount (a
+/// mount an unprivileged user made through `fusermount3`), `fusermount3 -u` does it.
 pub fn unmount(mountpoint: &Path) -> io::Result<()> {
     match umount2(mountpoint, 0) {
-        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => umount2(mountpoint, libc::MNT_DETACH),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => detach(mountpoint),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            fusermount_unmount(mountpoint, false).or_else(|_| fusermount_unmount(mountpoint, true))
+        }
         other => other,
     }
+}
+
+/// Detaches `mountpoint` lazily (`MNT_DETACH`, else `fusermount3 -u -z`).
+fn detach(mountpoint: &Path) -> io::Result<()> {
+    match umount2(mountpoint, libc::MNT_DETACH) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => fusermount_unmount(mountpoint, true),
+        other => other,
+    }
+}
+
+/// Unmounts through the setuid helper: `fusermount3 -u`, else `fusermount -u` where only
+/// FUSE 2's is installed; `lazy` adds `-z` (detach). The helper's message is the error.
+fn fusermount_unmount(mountpoint: &Path, lazy: bool) -> io::Result<()> {
+    for helper in ["fusermount3", "fusermount"] {
+        let mut cmd = std::process::Command::new(helper);
+        cmd.arg(if lazy { "-uz" } else { "-u" })
+            .arg("--")
+            .arg(mountpoint);
+        let out = match cmd.stdin(std::process::Stdio::null()).output() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            other => other?,
+        };
+        if out.status.success() {
+            return Ok(());
+        }
+        let why = String::from_utf8_lossy(&out.stderr);
+        return Err(io::Error::other(format!(
+            "{helper} {} {}: {}",
+            if lazy { "-uz" } else { "-u" },
+            mountpoint.display(),
+            why.trim()
+        )));
+    }
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        "not allowed to unmount, and neither fusermount3 nor fusermount is installed to do it",
+    ))
 }
 
 fn umount2(path: &Path, flags: libc::c_int) -> io::Result<()> {

@@ -873,3 +873,137 @@ fn dnf_installs_from_the_mount_and_downloads_only_what_it_installs() {
             .is_file()
     );
 }
+
+/// The unprivileged user the non-root tests run strata as.
+const NOBODY: u32 = 65534;
+
+/// Whether this process runs as root (needed to run commands as another user).
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+/// `program` run as uid/gid [`NOBODY`] without supplementary groups, with `HOME` at `home`.
+fn as_nobody(program: impl AsRef<std::ffi::OsStr>, home: &Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .args(["--clear-groups", "--"])
+        .arg(program)
+        .env("HOME", home)
+        .env_remove("STRATA_CACHE_DIR")
+        .env_remove("STRATA_LOG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// `strata` run as [`NOBODY`].
+fn strata_as_nobody(home: &Path) -> Command {
+    as_nobody(env!("CARGO_BIN_EXE_strata"), home)
+}
+
+/// What an unprivileged FUSE mount needs: root here (to switch users), a setuid-root
+/// `fusermount3`, and a `/dev/fuse` that [`NOBODY`] may open read-write (mode 0666, which
+/// udev's default rules set; a devtmpfs without udev leaves it 0600).
+fn require_unprivileged_fuse(home: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let setuid = std::fs::metadata("/usr/bin/fusermount3")
+        .is_ok_and(|m| m.uid() == 0 && m.mode() & 0o4000 != 0);
+    let dev_fuse = is_root()
+        && as_nobody("sh", home)
+            .args(["-c", "exec 3<>/dev/fuse"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    require_fuse()
+        && require("root (to run strata as uid 65534)", is_root())
+        && require("setuid-root /usr/bin/fusermount3", setuid)
+        && require("/dev/fuse read-write for uid 65534 (mode 0666)", dev_fuse)
+}
+
+/// A directory tree [`NOBODY`] can reach: the tempdir (0700 when made by root) opened up,
+/// with `cache` and `mnt` owned by that user.
+fn nobody_dirs(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (cache, mnt) = (dir.join("cache"), dir.join("mnt"));
+    for d in [&cache, &mnt] {
+        std::fs::create_dir_all(d).unwrap();
+        std::os::unix::fs::chown(d, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    (cache, mnt)
+}
+
+/// The uid a process runs as.
+fn process_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn an_unprivileged_user_mounts_unmounts_and_recovers_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    if !require_unprivileged_fuse(dir.path()) {
+        return;
+    }
+    let (cache, mnt) = nobody_dirs(dir.path());
+    let (files, _up, lockfiles) = setup(1, dir.path());
+    let lockfiles = without_rpms(lockfiles);
+    let (path, want) = files.expected_outputs()[0].clone();
+    let home = dir.path();
+    // Unmounts (as root) whatever a failed assertion leaves mounted.
+    let guard = Mount {
+        path: mnt.clone(),
+        cache: cache.clone(),
+    };
+    let mount = || {
+        run(strata_as_nobody(home)
+            .args(["mount", "--daemon", "--cache-dir"])
+            .arg(&cache)
+            .arg(&mnt)
+            .args(&lockfiles))
+    };
+    let read = || run(as_nobody("cat", home).arg(mnt.join(&path))).stdout;
+    let umount = || run(strata_as_nobody(home).arg("umount").arg(&mnt));
+
+    assert_eq!(mount().status.code(), Some(0));
+    let pid = mount_pid(&mnt).expect("mounted");
+    assert_eq!(process_uid(pid), Some(NOBODY), "the daemon is unprivileged");
+    assert_eq!(read(), want, "{path}");
+    let out = umount();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "strata umount as the mounting user"
+    );
+    assert!(mount_source(&mnt).is_none(), "unmounted");
+    assert!(wait_until(Duration::from_secs(10), || !process_alive(pid)));
+
+    // kill -9 leaves a dead mount; the next mount by the same user detaches it.
+    assert_eq!(mount().status.code(), Some(0));
+    let pid = mount_pid(&mnt).unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !process_alive(pid)));
+    let out = mount();
+    assert_eq!(out.status.code(), Some(0), "a new mount after kill -9");
+    assert!(
+        guard.log().contains("detached a stale mount"),
+        "{}",
+        guard.log()
+    );
+    assert_ne!(mount_pid(&mnt), Some(pid));
+    assert_eq!(read(), want, "{path}");
+
+    // SIGTERM: the daemon unmounts itself through fusermount3 and logs its summary.
+    let pid = mount_pid(&mnt).unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || !process_alive(pid)));
+    assert!(mount_source(&mnt).is_none(), "SIGTERM unmounted");
+    assert!(guard.log().contains("strata: unmounted"), "{}", guard.log());
+}
