@@ -760,7 +760,7 @@ impl Mounted {
         Ok(Mounted {
             session,
             handle,
-            mountpoint: std::path::absolute(mountpoint)?,
+            mountpoint: crate::mounts::canonical(mountpoint)?,
         })
     }
 

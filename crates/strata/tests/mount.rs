@@ -1007,3 +1007,60 @@ fn an_unprivileged_user_mounts_unmounts_and_recovers_after_kill_9() {
     assert!(mount_source(&mnt).is_none(), "SIGTERM unmounted");
     assert!(guard.log().contains("strata: unmounted"), "{}", guard.log());
 }
+
+/// How many mounts are stacked at `mountpoint`.
+fn mounts_at(mountpoint: &Path) -> usize {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .filter(|l| l.split(' ').nth(4).map(Path::new) == Some(mountpoint))
+        .count()
+}
+
+#[test]
+fn a_mountpoint_named_through_a_symlink_or_dot_dot_is_found() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _up, lockfiles) = setup(1, dir.path());
+    let lockfiles = without_rpms(lockfiles);
+    let cache = dir.path().join("cache");
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (mnt, via_link) = (real.join("mnt"), link.join("mnt"));
+    let via_dot_dot = real.join("../link/mnt");
+    // The guard unmounts the real path; mounting goes through the symlink.
+    let _guard = Mount {
+        path: mnt.clone(),
+        cache: cache.clone(),
+    };
+    let mount = |at: &Path| {
+        run(strata()
+            .args(["mount", "--daemon", "--cache-dir"])
+            .arg(&cache)
+            .arg(at)
+            .args(&lockfiles))
+    };
+    assert_eq!(mount(&via_link).status.code(), Some(0));
+    let pid = mount_pid(&mnt).expect("mounted at the real path");
+    let again = mount(&via_dot_dot);
+    assert_eq!(again.status.code(), Some(2), "a live mount is found");
+    assert_eq!(mounts_at(&mnt), 1, "and not mounted over");
+
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !process_alive(pid)));
+    let out = mount(&via_link);
+    assert_eq!(out.status.code(), Some(0), "the stale mount is detached");
+    assert_eq!(mounts_at(&mnt), 1, "one live mount, the stale one gone");
+    let (path, want) = &files.expected_outputs()[0];
+    assert_eq!(std::fs::read(via_link.join(path)).unwrap(), *want);
+
+    let out = run(strata().arg("umount").arg(&via_dot_dot));
+    assert_eq!(out.status.code(), Some(0), "strata umount through `..`");
+    assert_eq!(mounts_at(&mnt), 0);
+}

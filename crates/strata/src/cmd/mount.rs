@@ -38,7 +38,7 @@ pub struct MountArgs {
     #[command(flatten)]
     pub cache: CacheDirArg,
     /// Where the build will see the mount (e.g. /cachi2/output) [default: MOUNTPOINT's
-    /// absolute path]. Used in .build-config.json and the rpm repo files.
+    /// canonical path]. Used in .build-config.json and the rpm repo files.
     #[arg(long, value_name = "PATH")]
     pub for_output_dir: Option<PathBuf>,
     /// Write the files the build opens, in order, with timings (JSON lines) to FILE.
@@ -401,11 +401,17 @@ async fn wait_for_signal() {
     }
 }
 
+/// The mountpoint as `/proc/self/mountinfo` names it (see [`mounts::canonical`]), so that a
+/// path through a symlink or with `..` finds the mount there.
+fn resolve_mountpoint(path: &Path) -> Result<PathBuf, crate::exit::Failure> {
+    mounts::canonical(path)
+        .with_context(|| format!("could not resolve {}", path.display()))
+        .map_err(input)
+}
+
 /// Creates the mountpoint if needed and cleans a stale mount a crashed daemon left there.
 fn prepare_mountpoint(path: &Path) -> Result<PathBuf, crate::exit::Failure> {
-    let abs = std::path::absolute(path)
-        .with_context(|| format!("could not resolve {}", path.display()))
-        .map_err(input)?;
+    let abs = resolve_mountpoint(path)?;
     match mounts::clean_stale(&abs)
         .with_context(|| format!("could not inspect the mount at {}", abs.display()))
         .map_err(work)?
@@ -459,9 +465,7 @@ fn log_path(cache_dir: &Path, mountpoint: &Path) -> PathBuf {
 
 /// Re-executes strata in the background and returns once it reports the mount ready.
 fn spawn_daemon(args: &MountArgs) -> CmdResult {
-    let abs = std::path::absolute(&args.mountpoint)
-        .with_context(|| format!("could not resolve {}", args.mountpoint.display()))
-        .map_err(input)?;
+    let abs = resolve_mountpoint(&args.mountpoint)?;
     let log = log_path(&args.cache.resolve(), &abs);
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir)
@@ -510,9 +514,7 @@ fn spawn_daemon(args: &MountArgs) -> CmdResult {
 
 /// Runs `strata umount`.
 pub fn umount(args: UmountArgs) -> CmdResult {
-    let abs = std::path::absolute(&args.mountpoint)
-        .with_context(|| format!("could not resolve {}", args.mountpoint.display()))
-        .map_err(input)?;
+    let abs = resolve_mountpoint(&args.mountpoint)?;
     let entry = mounts::find(&abs)
         .context("could not read /proc/self/mountinfo")
         .map_err(work)?
