@@ -1064,3 +1064,57 @@ fn a_mountpoint_named_through_a_symlink_or_dot_dot_is_found() {
     assert_eq!(out.status.code(), Some(0), "strata umount through `..`");
     assert_eq!(mounts_at(&mnt), 0);
 }
+
+#[test]
+fn record_keeps_a_failed_first_open_and_the_later_success_on_the_ready_clock() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_files, up, lockfiles) = setup(2, dir.path());
+    let lockfiles = without_rpms(lockfiles);
+    up.set_fault("generic/blob0.bin", Some(Fault::WrongBytes));
+    let profile = dir.path().join("profile.jsonl");
+    let mnt = dir.path().join("mnt");
+    let spawned = std::time::Instant::now();
+    let m = Mount::start(
+        &mnt,
+        &dir.path().join("cache"),
+        &lockfiles,
+        &["--record", profile.to_str().unwrap()],
+    );
+    let ready = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    let (blob0, blob1) = ("deps/generic/blob0.bin", "deps/generic/blob1.bin");
+    let asked = spawned.elapsed().as_millis() as u64;
+    let err = std::fs::read(mnt.join(blob0)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc_eio()), "{err}");
+    up.set_fault("generic/blob0.bin", None);
+    std::fs::read(mnt.join(blob0)).expect("a later open succeeds");
+    std::fs::read(mnt.join(blob1)).unwrap();
+    std::fs::read(mnt.join(blob0)).unwrap();
+    assert_eq!(m.umount(), Some(0));
+
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l["path"].as_str().unwrap(), l["source"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [(blob0, "failed"), (blob0, "download"), (blob1, "download")],
+        "{text}"
+    );
+    assert!(lines[0].get("size").is_none(), "{text}");
+    let t_ms = lines[0]["t_ms"].as_u64().unwrap();
+    // The clock starts when the mount is ready: after `spawned`, before `ready`.
+    let slept = asked - ready.duration_since(spawned).as_millis() as u64;
+    assert!(
+        (slept..=asked).contains(&t_ms),
+        "t_ms {t_ms} of an open asked {slept} ms after --daemon returned, {asked} ms after it started"
+    );
+}

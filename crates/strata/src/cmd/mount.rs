@@ -41,7 +41,9 @@ pub struct MountArgs {
     /// canonical path]. Used in .build-config.json and the rpm repo files.
     #[arg(long, value_name = "PATH")]
     pub for_output_dir: Option<PathBuf>,
-    /// Write the files the build opens, in order, with timings (JSON lines) to FILE.
+    /// Write the files the build opens, in order, with timings (JSON lines) to FILE: each
+    /// file's first successful open, and its first failed one as `"source":"failed"`; `t_ms`
+    /// counts from when the mount was ready.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
     /// After mounting, fetch in the background: the files of a recorded profile (FILE), every
