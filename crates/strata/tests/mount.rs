@@ -253,6 +253,16 @@ fn daemon_umount_and_recovery_after_kill_9() {
 
 #[test]
 fn sigterm_unmounts_a_foreground_mount_and_logs_a_summary() {
+    a_signal_unmounts_a_foreground_mount("TERM");
+}
+
+#[test]
+fn sighup_unmounts_a_foreground_mount_and_logs_a_summary() {
+    a_signal_unmounts_a_foreground_mount("HUP");
+}
+
+/// `kill -<signal>` of a foreground `strata mount` unmounts it: exit 0 and a summary.
+fn a_signal_unmounts_a_foreground_mount(signal: &str) {
     if !require_fuse() {
         return;
     }
@@ -271,7 +281,7 @@ fn sigterm_unmounts_a_foreground_mount_and_logs_a_summary() {
     let (path, want) = &files.expected_outputs()[0];
     assert_eq!(std::fs::read(mnt.join(path)).unwrap(), *want);
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     let status = child.wait().unwrap();
@@ -1117,4 +1127,71 @@ fn record_keeps_a_failed_first_open_and_the_later_success_on_the_ready_clock() {
         (slept..=asked).contains(&t_ms),
         "t_ms {t_ms} of an open asked {slept} ms after --daemon returned, {asked} ms after it started"
     );
+}
+
+/// Sends `signal` to process `pid`.
+fn send_signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(rc, 0, "kill -{signal} {pid}");
+}
+
+/// Waits until the daemon `pid` is gone, then checks it left no mount at `m` and logged its
+/// unmount summary.
+fn assert_cleanly_unmounted(m: &Mount, pid: u32, what: &str) {
+    assert!(
+        wait_until(Duration::from_secs(10), || !process_alive(pid)),
+        "{what}: the daemon exits"
+    );
+    assert!(mount_source(&m.path).is_none(), "{what}: unmounted");
+    let log = m.log();
+    assert!(
+        log.contains("strata: unmounted") && log.contains(" opens ("),
+        "{what}: summary logged: {log}"
+    );
+}
+
+#[test]
+fn sigterm_right_after_a_daemon_mounts_unmounts_cleanly() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_files, _up, lockfiles) = setup(1, dir.path());
+    let lockfiles = without_rpms(lockfiles);
+    // Right after `strata mount --daemon` returns.
+    let m = Mount::start(
+        &dir.path().join("mnt"),
+        &dir.path().join("cache"),
+        &lockfiles,
+        &[],
+    );
+    let pid = mount_pid(&m.path).unwrap();
+    send_signal(pid, libc::SIGTERM);
+    assert_cleanly_unmounted(&m, pid, "after --daemon returned");
+    // As soon as the mount exists, before the daemon has even reported it ready.
+    for round in 0..5 {
+        let m = Mount {
+            path: dir.path().join(format!("mnt{round}")),
+            cache: dir.path().join(format!("cache{round}")),
+        };
+        let mut child = strata()
+            .args(["mount", "--daemon", "--cache-dir"])
+            .arg(&m.cache)
+            .arg(&m.path)
+            .args(&lockfiles)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let pid = loop {
+            if let Some(pid) = mount_pid(&m.path) {
+                break pid;
+            }
+            assert!(std::time::Instant::now() < deadline, "never mounted");
+        };
+        send_signal(pid, libc::SIGTERM);
+        assert_eq!(child.wait().unwrap().code(), Some(0), "round {round}");
+        assert_cleanly_unmounted(&m, pid, &format!("round {round}"));
+    }
 }

@@ -297,6 +297,9 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
         allow_other: args.allow_other,
         ..MountOptions::default()
     };
+    let signals = Signals::install(&runtime, ready_fd.is_none())
+        .context("could not install the signal handlers")
+        .map_err(work)?;
     let mounted = Mounted::mount(fs, &mountpoint, &options)
         .with_context(|| format!("could not mount at {}", mountpoint.display()))
         .map_err(work)?;
@@ -317,7 +320,7 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
     }
     let unmounter = mounted.unmounter();
     runtime.spawn(async move {
-        wait_for_signal().await;
+        signals.first().await;
         tracing::info!("signal received, unmounting");
         if let Err(e) = unmounter.unmount() {
             eprintln!("strata: could not unmount: {e}");
@@ -389,17 +392,32 @@ fn start_prefetch(
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// The signals that unmount: SIGTERM and SIGINT, and SIGHUP for a foreground mount (its
+/// terminal went away). Installed before mounting, so that such a signal at any moment after
+/// the mount exists (say, right after `--daemon` returned) unmounts it instead of killing
+/// the process and leaving a dead mount; one that arrives before the waiting starts is kept.
+struct Signals(Vec<tokio::signal::unix::Signal>);
+
+impl Signals {
+    /// Installs the handlers (SIGHUP's with `hangup`) on `runtime`.
+    fn install(runtime: &tokio::runtime::Runtime, hangup: bool) -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _in_runtime = runtime.enter();
+        let mut kinds = vec![SignalKind::terminate(), SignalKind::interrupt()];
+        if hangup {
+            kinds.push(SignalKind::hangup());
+        }
+        kinds
+            .into_iter()
+            .map(signal)
+            .collect::<Result<_, _>>()
+            .map(Signals)
+    }
+
+    /// Waits for the first of the signals.
+    async fn first(mut self) {
+        let waits = self.0.iter_mut().map(|s| Box::pin(s.recv()));
+        futures_util::future::select_all(waits).await;
     }
 }
 
