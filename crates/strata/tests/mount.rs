@@ -1195,3 +1195,61 @@ fn sigterm_right_after_a_daemon_mounts_unmounts_cleanly() {
         assert_cleanly_unmounted(&m, pid, &format!("round {round}"));
     }
 }
+
+#[test]
+fn downloads_failing_after_their_retries_fail_their_opens_with_eio_and_are_logged() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, up, lockfiles) = setup(2, dir.path());
+    let lockfiles = without_rpms(lockfiles);
+    let (blob0, wheel0) = (
+        "deps/generic/blob0.bin",
+        "deps/pip/pkg0-1.0-py3-none-any.whl",
+    );
+    let (blob0_url, wheel0_url) = (upstream_path(&files, blob0), upstream_path(&files, wheel0));
+    let forever = |code| {
+        Some(Fault::Status {
+            code,
+            times: u32::MAX,
+        })
+    };
+    up.set_fault(&blob0_url, forever(503));
+    up.set_fault(&wheel0_url, forever(404));
+    let mnt = dir.path().join("mnt");
+    let m = Mount::start(
+        &mnt,
+        &dir.path().join("cache"),
+        &lockfiles,
+        &["--retries", "1"],
+    );
+    for path in [blob0, wheel0] {
+        let err = std::fs::read(mnt.join(path)).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc_eio()), "{path}: {err}");
+    }
+    assert_eq!(
+        up.requests(&blob0_url),
+        2,
+        "a 503 is retried --retries times"
+    );
+    assert_eq!(up.requests(&wheel0_url), 1, "a 404 is not retried");
+    let others = files
+        .expected_outputs()
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("deps/rpm/") && p != blob0 && p != wheel0);
+    for (path, want) in others {
+        assert_eq!(std::fs::read(mnt.join(&path)).unwrap(), want, "{path}");
+    }
+    let log = m.log();
+    for (name, url, code) in [
+        ("blob0.bin", &blob0_url, "503"),
+        ("pkg0-1.0-py3-none-any.whl", &wheel0_url, "404"),
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains("open failed with EIO") && l.contains(&up.url(url)))
+            .unwrap_or_else(|| panic!("no EIO line with {url}: {log}"));
+        assert!(line.contains(name) && line.contains(code), "{line}");
+    }
+}
