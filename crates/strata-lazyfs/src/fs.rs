@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
     AccessFlags, BackingId, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
@@ -40,6 +40,9 @@ pub struct FsOptions {
     /// put in the store (RPM repodata), not lockfile entries: they are left out of
     /// `bom.json`.
     pub made_artifacts: usize,
+    /// How long an open waits for a download before it fails with EIO (`None`: as long as
+    /// the download takes). The download goes on, for the store and later opens.
+    pub open_timeout: Option<Duration>,
 }
 
 /// How the filesystem is mounted.
@@ -84,6 +87,8 @@ struct Inner {
     total_bytes: u64,
     stats: Stats,
     recorder: Option<Recorder>,
+    /// See [`FsOptions::open_timeout`].
+    open_timeout: Option<Duration>,
     /// Per node: [`OPENED`] once an open succeeded (recorded and touched), [`FAILED`] once
     /// an open failed (recorded as failed).
     opened: Vec<AtomicU8>,
@@ -174,6 +179,7 @@ impl LazyFs {
             total_bytes,
             stats: Stats::new(),
             recorder: options.recorder,
+            open_timeout: options.open_timeout,
             opened,
             sizes,
             handles: RwLock::new(HashMap::new()),
@@ -297,15 +303,41 @@ impl Inner {
         }
         let inner = self.clone();
         self.boost_prefetch();
-        self.stats.demand_started();
         self.runtime.spawn(async move {
+            let result = inner.wait_for_download(index).await;
+            inner.finish_open(id, index, result, asked, reply);
+        });
+    }
+
+    /// Downloads an artifact on its own task and waits for it, at most the open timeout;
+    /// a download that outlasts the wait goes on.
+    async fn wait_for_download(self: &Arc<Self>, index: usize) -> Result<Fetched, OpenFailure> {
+        let inner = self.clone();
+        self.stats.demand_started();
+        let download = self.runtime.spawn(async move {
             let result = inner
                 .fetcher
                 .ensure(&inner.artifacts[index], &NoProgress)
                 .await;
             inner.stats.demand_finished();
-            inner.finish_open(id, index, result, asked, reply);
+            if let Ok(fetched) = &result {
+                inner.stats.fetched(fetched);
+            }
+            result
         });
+        let joined =
+            match self.open_timeout {
+                Some(limit) => tokio::time::timeout(limit, download).await.map_err(|_| {
+                    OpenFailure::TimedOut {
+                        artifact: strata_store::label(&self.artifacts[index]),
+                        after: limit,
+                    }
+                })?,
+                None => download.await,
+            };
+        joined
+            .expect("the download task does not panic")
+            .map_err(OpenFailure::Fetch)
     }
 
     /// Lets a running profile prefetch start one more download (see [`Boost`]).
@@ -331,7 +363,7 @@ impl Inner {
         &self,
         id: NodeId,
         index: usize,
-        result: Result<Fetched, FetchError>,
+        result: Result<Fetched, OpenFailure>,
         asked: Asked,
         reply: ReplyOpen,
     ) {
@@ -352,7 +384,7 @@ impl Inner {
         &self,
         id: NodeId,
         index: usize,
-        result: Result<Fetched, FetchError>,
+        result: Result<Fetched, OpenFailure>,
     ) -> Option<(File, Fetched)> {
         let artifact = &self.artifacts[index];
         let fetched = match result {
@@ -366,7 +398,6 @@ impl Inner {
                 return None;
             }
         };
-        self.stats.fetched(&fetched);
         match File::open(&fetched.path) {
             Ok(file) => Some((file, fetched)),
             Err(e) => {
@@ -486,6 +517,25 @@ const UNKNOWN: u64 = u64::MAX;
 const OPENED: u8 = 1;
 /// `opened` flag: an open of the node failed.
 const FAILED: u8 = 2;
+
+/// Why an open that waited for a download fails.
+#[derive(Debug, thiserror::Error)]
+enum OpenFailure {
+    /// The download failed (after its retries).
+    #[error(transparent)]
+    Fetch(FetchError),
+    /// The download took longer than the open may wait.
+    #[error(
+        "{artifact}: not downloaded within the open timeout of {}s (the download goes on for the store and later opens)",
+        after.as_secs_f64()
+    )]
+    TimedOut {
+        /// The artifact (`name version (file name)`).
+        artifact: String,
+        /// The open timeout.
+        after: Duration,
+    },
+}
 
 /// When an open was asked for: on the mount's clock (for the profile), and as an instant
 /// (for how long it waited).

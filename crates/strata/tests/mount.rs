@@ -1253,3 +1253,64 @@ fn downloads_failing_after_their_retries_fail_their_opens_with_eio_and_are_logge
         assert!(line.contains(name) && line.contains(code), "{line}");
     }
 }
+
+#[test]
+fn an_open_fails_with_eio_after_open_timeout_while_the_download_goes_on() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, up, lockfiles) = setup(2, dir.path());
+    let lockfiles = without_rpms(lockfiles);
+    let (blob0, want) = files.generic[0].clone();
+    let url = format!("generic/{blob0}");
+    let size = want.len() as u64;
+    // About 4 s for the whole file, on one connection.
+    up.set_fault(
+        &url,
+        Some(Fault::Slow {
+            bytes_per_sec: size / 4,
+        }),
+    );
+    let mnt = dir.path().join("mnt");
+    let m = Mount::start(
+        &mnt,
+        &dir.path().join("cache"),
+        &lockfiles,
+        &["--open-timeout", "1", "--segments", "1"],
+    );
+    let path = mnt.join("deps/generic").join(&blob0);
+    let started = std::time::Instant::now();
+    let err = std::fs::read(&path).unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(err.raw_os_error(), Some(libc_eio()), "{err}");
+    assert!(
+        (Duration::from_secs(1)..Duration::from_secs(3)).contains(&waited),
+        "the open failed after {waited:?}"
+    );
+    let (blob1, want1) = &files.generic[1];
+    assert_eq!(
+        std::fs::read(mnt.join("deps/generic").join(blob1)).unwrap(),
+        *want1
+    );
+    let log = m.log();
+    assert!(
+        log.lines().any(|l| l.contains("open timeout of 1s")
+            && l.contains(&blob0)
+            && l.contains(&up.url(&url))),
+        "{log}"
+    );
+    let sent = || {
+        up.stats()
+            .paths
+            .get(&format!("/{url}"))
+            .map_or(0, |p| p.bytes_sent)
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || sent() == size),
+        "the download went on after the open gave up ({} of {size} bytes)",
+        sent()
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), want, "then the file opens");
+    assert_eq!(up.requests(&url), 1, "from that same download");
+}

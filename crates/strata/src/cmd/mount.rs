@@ -64,6 +64,10 @@ pub struct MountArgs {
     /// are not split: they are not waited for, and their slots are the parallelism.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub segments: u16,
+    /// Seconds an open waits for its file's download before it fails with EIO (the download
+    /// goes on, for the cache and later opens); 0 waits as long as the download takes.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub open_timeout: u64,
 }
 
 const MOUNT_HELP: &str = "\
@@ -74,8 +78,9 @@ The mount holds exactly the tree `strata fetch` writes (deps/..., bom.json,
   strata umount /tmp/deps
 
 Listing and stat never download. Opening a file that is not in the cache yet blocks that
-open until the file is downloaded and verified (other opens go on); a failed download makes
-the open fail with EIO and is logged.
+open until the file is downloaded and verified (other opens go on); a failed download (after
+--retries) makes the open fail with EIO and is logged with the artifact and its URLs, and so
+does a download still running after --open-timeout seconds (it goes on in the background).
 
 Every deps/rpm/<arch>/<repoid>/ has a repodata/ for dnf: from the cache when those packages
 were seen before, else generated from the packages' headers (HTTP Range reads, not whole
@@ -291,6 +296,7 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
             recorder,
             lazy_bom: Some(sbom),
             made_artifacts: made,
+            open_timeout: (args.open_timeout > 0).then(|| Duration::from_secs(args.open_timeout)),
         },
     );
     let options = MountOptions {
