@@ -6,9 +6,9 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
     AccessFlags, BackingId, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
@@ -40,6 +40,9 @@ pub struct FsOptions {
     /// put in the store (RPM repodata), not lockfile entries: they are left out of
     /// `bom.json`.
     pub made_artifacts: usize,
+    /// How long an open waits for a download before it fails with EIO (`None`: as long as
+    /// the download takes). The download goes on, for the store and later opens.
+    pub open_timeout: Option<Duration>,
 }
 
 /// How the filesystem is mounted.
@@ -84,8 +87,11 @@ struct Inner {
     total_bytes: u64,
     stats: Stats,
     recorder: Option<Recorder>,
-    /// Per node: whether it was opened (recorded and touched) already.
-    opened: Vec<AtomicBool>,
+    /// See [`FsOptions::open_timeout`].
+    open_timeout: Option<Duration>,
+    /// Per node: [`OPENED`] once an open succeeded (recorded and touched), [`FAILED`] once
+    /// an open failed (recorded as failed).
+    opened: Vec<AtomicU8>,
     /// Per artifact without a lockfile size: the store entry's size once seen
     /// ([`UNKNOWN`] until then), so that later lookups and opens need no `stat`.
     sizes: Vec<AtomicU64>,
@@ -144,7 +150,7 @@ impl LazyFs {
             .sum();
         // SAFETY: getuid/getgid cannot fail and have no preconditions.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        let opened = (0..=tree.len()).map(|_| AtomicBool::new(false)).collect();
+        let opened = (0..=tree.len()).map(|_| AtomicU8::new(0)).collect();
         let sizes = (0..artifacts.len())
             .map(|_| AtomicU64::new(UNKNOWN))
             .collect();
@@ -173,6 +179,7 @@ impl LazyFs {
             total_bytes,
             stats: Stats::new(),
             recorder: options.recorder,
+            open_timeout: options.open_timeout,
             opened,
             sizes,
             handles: RwLock::new(HashMap::new()),
@@ -276,8 +283,10 @@ impl Inner {
 
     /// Opens an artifact: at once when cached, else on a download task.
     fn open_artifact(self: &Arc<Self>, id: NodeId, index: usize, reply: ReplyOpen) {
-        let started = Instant::now();
-        let t_ms = self.stats.elapsed().as_millis() as u64;
+        let asked = Asked {
+            t_ms: self.stats.elapsed().as_millis() as u64,
+            at: Instant::now(),
+        };
         let artifact = &self.artifacts[index];
         let store = self.fetcher.store();
         if let Ok(meta) = std::fs::metadata(store.entry_path(artifact.store_digest()))
@@ -289,25 +298,46 @@ impl Inner {
                 downloaded: 0,
                 size: meta.len(),
             };
-            let first = self.first_open(id);
-            if first {
-                store.touch(artifact.store_digest());
-            }
-            self.finish_open(id, index, Ok(fetched), (t_ms, started, first), reply);
+            self.finish_open(id, index, Ok(fetched), asked, reply);
             return;
         }
         let inner = self.clone();
         self.boost_prefetch();
-        self.stats.demand_started();
         self.runtime.spawn(async move {
+            let result = inner.wait_for_download(index).await;
+            inner.finish_open(id, index, result, asked, reply);
+        });
+    }
+
+    /// Downloads an artifact on its own task and waits for it, at most the open timeout;
+    /// a download that outlasts the wait goes on.
+    async fn wait_for_download(self: &Arc<Self>, index: usize) -> Result<Fetched, OpenFailure> {
+        let inner = self.clone();
+        self.stats.demand_started();
+        let download = self.runtime.spawn(async move {
             let result = inner
                 .fetcher
                 .ensure(&inner.artifacts[index], &NoProgress)
                 .await;
             inner.stats.demand_finished();
-            let first = inner.first_open(id);
-            inner.finish_open(id, index, result, (t_ms, started, first), reply);
+            if let Ok(fetched) = &result {
+                inner.stats.fetched(fetched);
+            }
+            result
         });
+        let joined =
+            match self.open_timeout {
+                Some(limit) => tokio::time::timeout(limit, download).await.map_err(|_| {
+                    OpenFailure::TimedOut {
+                        artifact: strata_store::label(&self.artifacts[index]),
+                        after: limit,
+                    }
+                })?,
+                None => download.await,
+            };
+        joined
+            .expect("the download task does not panic")
+            .map_err(OpenFailure::Fetch)
     }
 
     /// Lets a running profile prefetch start one more download (see [`Boost`]).
@@ -320,45 +350,76 @@ impl Inner {
         }
     }
 
-    /// Marks a node opened; true the first time.
-    fn first_open(&self, id: NodeId) -> bool {
+    /// Sets `flag` ([`OPENED`] or [`FAILED`]) on a node; true the first time.
+    fn first(&self, id: NodeId, flag: u8) -> bool {
         self.opened
             .get(id.0 as usize)
-            .is_some_and(|f| !f.swap(true, Ordering::Relaxed))
+            .is_some_and(|f| f.fetch_or(flag, Ordering::Relaxed) & flag == 0)
     }
 
+    /// Answers an open once the store entry is there (or failed to be): records the first
+    /// successful open of the file, and its first failed open, in the profile.
     fn finish_open(
         &self,
         id: NodeId,
         index: usize,
-        result: Result<Fetched, FetchError>,
-        (t_ms, started, first): (u64, Instant, bool),
+        result: Result<Fetched, OpenFailure>,
+        asked: Asked,
         reply: ReplyOpen,
     ) {
+        match self.open_fetched(id, index, result) {
+            Some((file, fetched)) => self.opened(id, index, file, &fetched, asked, reply),
+            None => {
+                self.stats.failed();
+                if self.first(id, FAILED) {
+                    self.record(id, None, "failed", asked);
+                }
+                reply.error(Errno::EIO);
+            }
+        }
+    }
+
+    /// The open store entry, or `None` (logged) when the download or the open failed.
+    fn open_fetched(
+        &self,
+        id: NodeId,
+        index: usize,
+        result: Result<Fetched, OpenFailure>,
+    ) -> Option<(File, Fetched)> {
         let artifact = &self.artifacts[index];
         let fetched = match result {
             Ok(f) => f,
             Err(e) => {
-                self.stats.failed();
                 tracing::error!(
                     path = %self.tree.path(id).unwrap_or_default(),
                     urls = %artifact.urls.iter().map(|u| strata_store::redact(u)).collect::<Vec<_>>().join(" "),
                     "open failed with EIO: {e}"
                 );
-                return reply.error(Errno::EIO);
+                return None;
             }
         };
-        self.stats.fetched(&fetched);
-        let file = match File::open(&fetched.path) {
-            Ok(f) => f,
+        match File::open(&fetched.path) {
+            Ok(file) => Some((file, fetched)),
             Err(e) => {
-                self.stats.failed();
                 tracing::error!(artifact = %strata_store::label(artifact),
                     "could not open the store entry {}: {e}", fetched.path.display());
-                return reply.error(Errno::EIO);
+                None
             }
-        };
-        let waited = (fetched.source != Source::Cache).then(|| started.elapsed());
+        }
+    }
+
+    /// Answers a successful open with `file`, the artifact's store entry.
+    fn opened(
+        &self,
+        id: NodeId,
+        index: usize,
+        file: File,
+        fetched: &Fetched,
+        asked: Asked,
+        reply: ReplyOpen,
+    ) {
+        let artifact = &self.artifacts[index];
+        let waited = (fetched.source != Source::Cache).then(|| asked.at.elapsed());
         self.stats.opened(waited);
         // The store entry is complete and immutable: its size is final. Remember it, so
         // that the kernel's refresh of the (uncached) attributes gets it and caches it.
@@ -370,34 +431,31 @@ impl Inner {
         {
             self.sizes[index].store(n, Ordering::Relaxed);
         }
-        if first {
-            self.record(id, size, &fetched, t_ms, started);
+        if self.first(id, OPENED) {
+            if fetched.source == Source::Cache {
+                self.fetcher.store().touch(artifact.store_digest());
+            }
+            let source = match fetched.source {
+                Source::Cache => "cache",
+                Source::Shared => "shared",
+                Source::Download => "download",
+            };
+            self.record(id, size, source, asked);
         }
         self.reply_file(id, file, size.is_none(), reply);
     }
 
-    fn record(
-        &self,
-        id: NodeId,
-        size: Option<u64>,
-        fetched: &Fetched,
-        t_ms: u64,
-        started: Instant,
-    ) {
+    /// Writes a profile entry, when recording.
+    fn record(&self, id: NodeId, size: Option<u64>, source: &str, asked: Asked) {
         let Some(recorder) = &self.recorder else {
             return;
         };
         recorder.record(&ProfileEntry {
             path: self.tree.path(id).unwrap_or_default(),
-            t_ms,
-            wait_ms: started.elapsed().as_millis() as u64,
+            t_ms: asked.t_ms,
+            wait_ms: asked.at.elapsed().as_millis() as u64,
             size,
-            source: match fetched.source {
-                Source::Cache => "cache",
-                Source::Shared => "shared",
-                Source::Download => "download",
-            }
-            .into(),
+            source: source.into(),
         });
     }
 
@@ -454,6 +512,38 @@ impl Inner {
 
 /// `sizes` value of an artifact whose size is not known yet.
 const UNKNOWN: u64 = u64::MAX;
+
+/// `opened` flag: an open of the node succeeded.
+const OPENED: u8 = 1;
+/// `opened` flag: an open of the node failed.
+const FAILED: u8 = 2;
+
+/// Why an open that waited for a download fails.
+#[derive(Debug, thiserror::Error)]
+enum OpenFailure {
+    /// The download failed (after its retries).
+    #[error(transparent)]
+    Fetch(FetchError),
+    /// The download took longer than the open may wait.
+    #[error(
+        "{artifact}: not downloaded within the open timeout of {}s (the download goes on for the store and later opens)",
+        after.as_secs_f64()
+    )]
+    TimedOut {
+        /// The artifact (`name version (file name)`).
+        artifact: String,
+        /// The open timeout.
+        after: Duration,
+    },
+}
+
+/// When an open was asked for: on the mount's clock (for the profile), and as an instant
+/// (for how long it waited).
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    t_ms: u64,
+    at: Instant,
+}
 
 std::thread_local! {
     /// Each FUSE thread's read buffer, reused from read to read.
@@ -757,10 +847,11 @@ impl Mounted {
         config.n_threads = Some(options.threads.max(1));
         config.clone_fd = true;
         let session = fuser::Session::new(fs, mountpoint, &config)?;
+        handle.stats().start_clock();
         Ok(Mounted {
             session,
             handle,
-            mountpoint: std::path::absolute(mountpoint)?,
+            mountpoint: crate::mounts::canonical(mountpoint)?,
         })
     }
 

@@ -3,9 +3,13 @@
 //!
 //! A strata mount's source is `strata:<pid>` ([`fsname`]), so the daemon serving a mount is
 //! found without any state file that a crash could leave behind.
+//!
+//! A user without `CAP_SYS_ADMIN` mounts through the setuid `fusermount3`, and the kernel
+//! refuses that user's `umount2` with `EPERM`; unmounting then goes through `fusermount3 -u`
+//! (else `fusermount -u`) as libfuse does.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// The mount source for a daemon with process id `pid`.
 pub fn fsname(pid: u32) -> String {
@@ -72,8 +76,32 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
         .collect()
 }
 
-/// The topmost mount at `mountpoint` (an absolute path), if any.
+/// The path `/proc/self/mountinfo` shows for a mount at `path`: absolute, without symlinks,
+/// `.` or `..`. Where `path` cannot be resolved (a dead FUSE mount answers `ENOTCONN`; a
+/// mountpoint still to be created does not exist), its parent is resolved and the last
+/// component appended, so a stale or future mountpoint reached through a symlink is named
+/// as the kernel names it too.
+pub fn canonical(path: &Path) -> io::Result<PathBuf> {
+    let path = std::path::absolute(path)?;
+    let err = match std::fs::canonicalize(&path) {
+        Ok(p) => return Ok(p),
+        Err(e) => e,
+    };
+    let Some(parent) = path.parent() else {
+        return Err(err);
+    };
+    let base = canonical(parent)?;
+    Ok(match path.components().next_back() {
+        Some(Component::Normal(name)) => base.join(name),
+        // `base` has no symlinks, so its parent is what `..` leads to.
+        Some(Component::ParentDir) => base.parent().map_or(base.clone(), Path::to_path_buf),
+        _ => base,
+    })
+}
+
+/// The topmost mount at `mountpoint` (resolved with [`canonical`]), if any.
 pub fn find(mountpoint: &Path) -> io::Result<Option<MountEntry>> {
+    let mountpoint = canonical(mountpoint)?;
     let text = std::fs::read_to_string("/proc/self/mountinfo")?;
     Ok(parse_mountinfo(&text)
         .into_iter()
@@ -104,10 +132,11 @@ pub enum Existing {
     Live(MountEntry),
 }
 
-/// Detaches a strata mount at `mountpoint` whose daemon is gone (the mountpoint answers
+/// Detaches a strata mount at `mountpoint` (resolved with [`canonical`]) whose daemon is gone (the mountpoint answers
 /// `ENOTCONN`, or the daemon's process no longer exists), so the next mount needs no manual
 /// cleanup. A live mount is reported, not touched.
 pub fn clean_stale(mountpoint: &Path) -> io::Result<Existing> {
+    let mountpoint = &canonical(mountpoint)?;
     let Some(entry) = find(mountpoint)? else {
         return Ok(Existing::None);
     };
@@ -119,17 +148,58 @@ pub fn clean_stale(mountpoint: &Path) -> io::Result<Existing> {
     if !(disconnected || dead) {
         return Ok(Existing::Live(entry));
     }
-    umount2(mountpoint, libc::MNT_DETACH)?;
+    detach(mountpoint)?;
     Ok(Existing::CleanedStale(entry))
 }
 
 /// Unmounts `mountpoint`; when busy, detaches it lazily (it disappears from the namespace at
-/// once and goes away when its last user closes it).
+/// once and goes away when its last user closes it). Without the privilege to unmount (a
+/// mount an unprivileged user made through `fusermount3`), `fusermount3 -u` does it.
 pub fn unmount(mountpoint: &Path) -> io::Result<()> {
     match umount2(mountpoint, 0) {
-        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => umount2(mountpoint, libc::MNT_DETACH),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => detach(mountpoint),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            fusermount_unmount(mountpoint, false).or_else(|_| fusermount_unmount(mountpoint, true))
+        }
         other => other,
     }
+}
+
+/// Detaches `mountpoint` lazily (`MNT_DETACH`, else `fusermount3 -u -z`).
+fn detach(mountpoint: &Path) -> io::Result<()> {
+    match umount2(mountpoint, libc::MNT_DETACH) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => fusermount_unmount(mountpoint, true),
+        other => other,
+    }
+}
+
+/// Unmounts through the setuid helper: `fusermount3 -u`, else `fusermount -u` where only
+/// FUSE 2's is installed; `lazy` adds `-z` (detach). The helper's message is the error.
+fn fusermount_unmount(mountpoint: &Path, lazy: bool) -> io::Result<()> {
+    for helper in ["fusermount3", "fusermount"] {
+        let mut cmd = std::process::Command::new(helper);
+        cmd.arg(if lazy { "-uz" } else { "-u" })
+            .arg("--")
+            .arg(mountpoint);
+        let out = match cmd.stdin(std::process::Stdio::null()).output() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            other => other?,
+        };
+        if out.status.success() {
+            return Ok(());
+        }
+        let why = String::from_utf8_lossy(&out.stderr);
+        return Err(io::Error::other(format!(
+            "{helper} {} {}: {}",
+            if lazy { "-uz" } else { "-u" },
+            mountpoint.display(),
+            why.trim()
+        )));
+    }
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        "not allowed to unmount, and neither fusermount3 nor fusermount is installed to do it",
+    ))
 }
 
 fn umount2(path: &Path, flags: libc::c_int) -> io::Result<()> {
@@ -157,6 +227,27 @@ mod tests {
         assert_eq!(entries[0].mountpoint, PathBuf::from("/mnt/a b"));
         assert_eq!(entries[0].strata_pid(), Some(4242));
         assert_eq!(entries[1].strata_pid(), None);
+    }
+
+    #[test]
+    fn canonical_resolves_symlinks_and_dot_dot_even_below_missing_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = std::fs::canonicalize(dir.path()).unwrap().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let want = real.join("mnt");
+        assert_eq!(canonical(&link.join("mnt")).unwrap(), want, "missing");
+        std::fs::create_dir(&want).unwrap();
+        assert_eq!(canonical(&link.join("mnt")).unwrap(), want, "present");
+        let dotdot = link.join("gone/../mnt");
+        assert_eq!(
+            canonical(&dotdot).unwrap(),
+            want,
+            "`..` after a missing dir"
+        );
+        let up = dir.path().join("link/mnt/../mnt");
+        assert_eq!(canonical(&up).unwrap(), want);
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Access profiles: `--record FILE` writes the files a build opened, `--prefetch FILE` reads
 //! them back. One JSON object per line, so a profile survives a killed daemon up to its last
 //! complete line and can be concatenated or edited with standard tools.
+//!
+//! A file gets a line for its first successful open. An open that fails (EIO) gets a line
+//! too, with `source: "failed"` and no size, once per file: a file whose first open failed
+//! thus has that line and, when a later open succeeds, the line of that open.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -14,15 +18,17 @@ use serde::{Deserialize, Serialize};
 pub struct ProfileEntry {
     /// Path relative to the mount root, e.g. `deps/pip/numpy-2.0-....whl`.
     pub path: String,
-    /// When the first open of the file started, in milliseconds since the mount was ready.
+    /// When this open was asked for, in milliseconds since the mount was ready (since
+    /// `strata mount` mounted it, right before it reported it ready).
     pub t_ms: u64,
-    /// How long that open waited for the file to be present, in milliseconds.
+    /// How long that open waited for the file to be present (or to fail), in milliseconds.
     #[serde(default)]
     pub wait_ms: u64,
-    /// The file's size in bytes, when known.
+    /// The file's size in bytes, when known (never for a failed open).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    /// Where the bytes came from: `cache`, `shared`, `download`, or `failed`.
+    /// Where the bytes came from: `cache`, `shared` (another process downloaded them
+    /// meanwhile), `download`, or `failed` (the open failed with EIO).
     #[serde(default)]
     pub source: String,
 }
@@ -54,7 +60,8 @@ pub enum ProfileError {
 }
 
 /// Reads a profile written by [`Recorder`]: entries in the order they were first opened
-/// (sorted by `t_ms`, duplicates removed). Blank lines are ignored.
+/// (sorted by `t_ms`, duplicates removed: a file whose first open failed keeps that, its
+/// earliest, entry). Blank lines are ignored.
 pub fn load_profile(path: &Path) -> Result<Vec<ProfileEntry>, ProfileError> {
     let io = |source| ProfileError::Io {
         path: path.to_path_buf(),

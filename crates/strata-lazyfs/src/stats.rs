@@ -1,5 +1,6 @@
 //! Counters of what a mount did, summarised when it is unmounted.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,10 @@ use serde::Serialize;
 /// Live counters of one mount. All methods are lock-free.
 #[derive(Debug)]
 pub struct Stats {
-    started: Instant,
+    /// When the counters were made.
+    created: Instant,
+    /// When the mount was in place (see [`Stats::start_clock`]).
+    ready: OnceLock<Instant>,
     opens: AtomicU64,
     opens_waited: AtomicU64,
     downloaded: AtomicU64,
@@ -53,10 +57,11 @@ impl Default for Stats {
 }
 
 impl Stats {
-    /// Zeroed counters; the mount's clock starts now.
+    /// Zeroed counters; the mount's clock runs from now until [`Stats::start_clock`].
     pub fn new() -> Stats {
         Stats {
-            started: Instant::now(),
+            created: Instant::now(),
+            ready: OnceLock::new(),
             opens: AtomicU64::new(0),
             opens_waited: AtomicU64::new(0),
             downloaded: AtomicU64::new(0),
@@ -70,9 +75,15 @@ impl Stats {
         }
     }
 
-    /// Time since the mount started.
+    /// Time since the mount was ready (since the counters were made, before that).
     pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
+        self.ready.get().unwrap_or(&self.created).elapsed()
+    }
+
+    /// Starts the mount's clock (the first call only): [`crate::Mounted::mount`] calls it
+    /// once the mount is in place, right before `strata mount` reports it ready.
+    pub(crate) fn start_clock(&self) {
+        let _ = self.ready.set(Instant::now());
     }
 
     pub(crate) fn opened(&self, waited: Option<Duration>) {

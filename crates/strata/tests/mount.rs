@@ -253,6 +253,16 @@ fn daemon_umount_and_recovery_after_kill_9() {
 
 #[test]
 fn sigterm_unmounts_a_foreground_mount_and_logs_a_summary() {
+    a_signal_unmounts_a_foreground_mount("TERM");
+}
+
+#[test]
+fn sighup_unmounts_a_foreground_mount_and_logs_a_summary() {
+    a_signal_unmounts_a_foreground_mount("HUP");
+}
+
+/// `kill -<signal>` of a foreground `strata mount` unmounts it: exit 0 and a summary.
+fn a_signal_unmounts_a_foreground_mount(signal: &str) {
     if !require_fuse() {
         return;
     }
@@ -271,7 +281,7 @@ fn sigterm_unmounts_a_foreground_mount_and_logs_a_summary() {
     let (path, want) = &files.expected_outputs()[0];
     assert_eq!(std::fs::read(mnt.join(path)).unwrap(), *want);
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     let status = child.wait().unwrap();
@@ -872,4 +882,435 @@ fn dnf_installs_from_the_mount_and_downloads_only_what_it_installs() {
         mnt.join("deps/rpm/x86_64/base/repodata/repomd.xml")
             .is_file()
     );
+}
+
+/// The unprivileged user the non-root tests run strata as.
+const NOBODY: u32 = 65534;
+
+/// Whether this process runs as root (needed to run commands as another user).
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+/// `program` run as uid/gid [`NOBODY`] without supplementary groups, with `HOME` at `home`.
+fn as_nobody(program: impl AsRef<std::ffi::OsStr>, home: &Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .args(["--clear-groups", "--"])
+        .arg(program)
+        .env("HOME", home)
+        .env_remove("STRATA_CACHE_DIR")
+        .env_remove("STRATA_LOG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// `strata` run as [`NOBODY`].
+fn strata_as_nobody(home: &Path) -> Command {
+    as_nobody(env!("CARGO_BIN_EXE_strata"), home)
+}
+
+/// What an unprivileged FUSE mount needs: root here (to switch users), a setuid-root
+/// `fusermount3`, and a `/dev/fuse` that [`NOBODY`] may open read-write (mode 0666, which
+/// udev's default rules set; a devtmpfs without udev leaves it 0600).
+fn require_unprivileged_fuse(home: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let setuid = std::fs::metadata("/usr/bin/fusermount3")
+        .is_ok_and(|m| m.uid() == 0 && m.mode() & 0o4000 != 0);
+    let dev_fuse = is_root()
+        && as_nobody("sh", home)
+            .args(["-c", "exec 3<>/dev/fuse"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    require_fuse()
+        && require("root (to run strata as uid 65534)", is_root())
+        && require("setuid-root /usr/bin/fusermount3", setuid)
+        && require("/dev/fuse read-write for uid 65534 (mode 0666)", dev_fuse)
+}
+
+/// A directory tree [`NOBODY`] can reach: the tempdir (0700 when made by root) opened up,
+/// with `cache` and `mnt` owned by that user.
+fn nobody_dirs(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (cache, mnt) = (dir.join("cache"), dir.join("mnt"));
+    for d in [&cache, &mnt] {
+        std::fs::create_dir_all(d).unwrap();
+        std::os::unix::fs::chown(d, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    (cache, mnt)
+}
+
+/// The uid a process runs as.
+fn process_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn an_unprivileged_user_mounts_unmounts_and_recovers_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    if !require_unprivileged_fuse(dir.path()) {
+        return;
+    }
+    let (cache, mnt) = nobody_dirs(dir.path());
+    let (files, _up, lockfiles) = setup(1, dir.path());
+    let lockfiles = without_rpms(lockfiles);
+    let (path, want) = files.expected_outputs()[0].clone();
+    let home = dir.path();
+    // Unmounts (as root) whatever a failed assertion leaves mounted.
+    let guard = Mount {
+        path: mnt.clone(),
+        cache: cache.clone(),
+    };
+    let mount = || {
+        run(strata_as_nobody(home)
+            .args(["mount", "--daemon", "--cache-dir"])
+            .arg(&cache)
+            .arg(&mnt)
+            .args(&lockfiles))
+    };
+    let read = || run(as_nobody("cat", home).arg(mnt.join(&path))).stdout;
+    let umount = || run(strata_as_nobody(home).arg("umount").arg(&mnt));
+
+    assert_eq!(mount().status.code(), Some(0));
+    let pid = mount_pid(&mnt).expect("mounted");
+    assert_eq!(process_uid(pid), Some(NOBODY), "the daemon is unprivileged");
+    assert_eq!(read(), want, "{path}");
+    let out = umount();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "strata umount as the mounting user"
+    );
+    assert!(mount_source(&mnt).is_none(), "unmounted");
+    assert!(wait_until(Duration::from_secs(10), || !process_alive(pid)));
+
+    // kill -9 leaves a dead mount; the next mount by the same user detaches it.
+    assert_eq!(mount().status.code(), Some(0));
+    let pid = mount_pid(&mnt).unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !process_alive(pid)));
+    let out = mount();
+    assert_eq!(out.status.code(), Some(0), "a new mount after kill -9");
+    assert!(
+        guard.log().contains("detached a stale mount"),
+        "{}",
+        guard.log()
+    );
+    assert_ne!(mount_pid(&mnt), Some(pid));
+    assert_eq!(read(), want, "{path}");
+
+    // SIGTERM: the daemon unmounts itself through fusermount3 and logs its summary.
+    let pid = mount_pid(&mnt).unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || !process_alive(pid)));
+    assert!(mount_source(&mnt).is_none(), "SIGTERM unmounted");
+    assert!(guard.log().contains("strata: unmounted"), "{}", guard.log());
+}
+
+/// How many mounts are stacked at `mountpoint`.
+fn mounts_at(mountpoint: &Path) -> usize {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .filter(|l| l.split(' ').nth(4).map(Path::new) == Some(mountpoint))
+        .count()
+}
+
+#[test]
+fn a_mountpoint_named_through_a_symlink_or_dot_dot_is_found() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _up, lockfiles) = setup(1, dir.path());
+    let lockfiles = without_rpms(lockfiles);
+    let cache = dir.path().join("cache");
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (mnt, via_link) = (real.join("mnt"), link.join("mnt"));
+    let via_dot_dot = real.join("../link/mnt");
+    // The guard unmounts the real path; mounting goes through the symlink.
+    let _guard = Mount {
+        path: mnt.clone(),
+        cache: cache.clone(),
+    };
+    let mount = |at: &Path| {
+        run(strata()
+            .args(["mount", "--daemon", "--cache-dir"])
+            .arg(&cache)
+            .arg(at)
+            .args(&lockfiles))
+    };
+    assert_eq!(mount(&via_link).status.code(), Some(0));
+    let pid = mount_pid(&mnt).expect("mounted at the real path");
+    let again = mount(&via_dot_dot);
+    assert_eq!(again.status.code(), Some(2), "a live mount is found");
+    assert_eq!(mounts_at(&mnt), 1, "and not mounted over");
+
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !process_alive(pid)));
+    let out = mount(&via_link);
+    assert_eq!(out.status.code(), Some(0), "the stale mount is detached");
+    assert_eq!(mounts_at(&mnt), 1, "one live mount, the stale one gone");
+    let (path, want) = &files.expected_outputs()[0];
+    assert_eq!(std::fs::read(via_link.join(path)).unwrap(), *want);
+
+    let out = run(strata().arg("umount").arg(&via_dot_dot));
+    assert_eq!(out.status.code(), Some(0), "strata umount through `..`");
+    assert_eq!(mounts_at(&mnt), 0);
+}
+
+#[test]
+fn record_keeps_a_failed_first_open_and_the_later_success_on_the_ready_clock() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_files, up, lockfiles) = setup(2, dir.path());
+    let lockfiles = without_rpms(lockfiles);
+    up.set_fault("generic/blob0.bin", Some(Fault::WrongBytes));
+    let profile = dir.path().join("profile.jsonl");
+    let mnt = dir.path().join("mnt");
+    let spawned = std::time::Instant::now();
+    let m = Mount::start(
+        &mnt,
+        &dir.path().join("cache"),
+        &lockfiles,
+        &["--record", profile.to_str().unwrap()],
+    );
+    let ready = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    let (blob0, blob1) = ("deps/generic/blob0.bin", "deps/generic/blob1.bin");
+    let asked = spawned.elapsed().as_millis() as u64;
+    let err = std::fs::read(mnt.join(blob0)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc_eio()), "{err}");
+    up.set_fault("generic/blob0.bin", None);
+    std::fs::read(mnt.join(blob0)).expect("a later open succeeds");
+    std::fs::read(mnt.join(blob1)).unwrap();
+    std::fs::read(mnt.join(blob0)).unwrap();
+    assert_eq!(m.umount(), Some(0));
+
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l["path"].as_str().unwrap(), l["source"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [(blob0, "failed"), (blob0, "download"), (blob1, "download")],
+        "{text}"
+    );
+    assert!(lines[0].get("size").is_none(), "{text}");
+    let t_ms = lines[0]["t_ms"].as_u64().unwrap();
+    // The clock starts when the mount is ready: after `spawned`, before `ready`.
+    let slept = asked - ready.duration_since(spawned).as_millis() as u64;
+    assert!(
+        (slept..=asked).contains(&t_ms),
+        "t_ms {t_ms} of an open asked {slept} ms after --daemon returned, {asked} ms after it started"
+    );
+}
+
+/// Sends `signal` to process `pid`.
+fn send_signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(rc, 0, "kill -{signal} {pid}");
+}
+
+/// Waits until the daemon `pid` is gone, then checks it left no mount at `m` and logged its
+/// unmount summary.
+fn assert_cleanly_unmounted(m: &Mount, pid: u32, what: &str) {
+    assert!(
+        wait_until(Duration::from_secs(10), || !process_alive(pid)),
+        "{what}: the daemon exits"
+    );
+    assert!(mount_source(&m.path).is_none(), "{what}: unmounted");
+    let log = m.log();
+    assert!(
+        log.contains("strata: unmounted") && log.contains(" opens ("),
+        "{what}: summary logged: {log}"
+    );
+}
+
+#[test]
+fn sigterm_right_after_a_daemon_mounts_unmounts_cleanly() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_files, _up, lockfiles) = setup(1, dir.path());
+    let lockfiles = without_rpms(lockfiles);
+    // Right after `strata mount --daemon` returns.
+    let m = Mount::start(
+        &dir.path().join("mnt"),
+        &dir.path().join("cache"),
+        &lockfiles,
+        &[],
+    );
+    let pid = mount_pid(&m.path).unwrap();
+    send_signal(pid, libc::SIGTERM);
+    assert_cleanly_unmounted(&m, pid, "after --daemon returned");
+    // As soon as the mount exists, before the daemon has even reported it ready.
+    for round in 0..5 {
+        let m = Mount {
+            path: dir.path().join(format!("mnt{round}")),
+            cache: dir.path().join(format!("cache{round}")),
+        };
+        let mut child = strata()
+            .args(["mount", "--daemon", "--cache-dir"])
+            .arg(&m.cache)
+            .arg(&m.path)
+            .args(&lockfiles)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let pid = loop {
+            if let Some(pid) = mount_pid(&m.path) {
+                break pid;
+            }
+            assert!(std::time::Instant::now() < deadline, "never mounted");
+        };
+        send_signal(pid, libc::SIGTERM);
+        assert_eq!(child.wait().unwrap().code(), Some(0), "round {round}");
+        assert_cleanly_unmounted(&m, pid, &format!("round {round}"));
+    }
+}
+
+#[test]
+fn downloads_failing_after_their_retries_fail_their_opens_with_eio_and_are_logged() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, up, lockfiles) = setup(2, dir.path());
+    let lockfiles = without_rpms(lockfiles);
+    let (blob0, wheel0) = (
+        "deps/generic/blob0.bin",
+        "deps/pip/pkg0-1.0-py3-none-any.whl",
+    );
+    let (blob0_url, wheel0_url) = (upstream_path(&files, blob0), upstream_path(&files, wheel0));
+    let forever = |code| {
+        Some(Fault::Status {
+            code,
+            times: u32::MAX,
+        })
+    };
+    up.set_fault(&blob0_url, forever(503));
+    up.set_fault(&wheel0_url, forever(404));
+    let mnt = dir.path().join("mnt");
+    let m = Mount::start(
+        &mnt,
+        &dir.path().join("cache"),
+        &lockfiles,
+        &["--retries", "1"],
+    );
+    for path in [blob0, wheel0] {
+        let err = std::fs::read(mnt.join(path)).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc_eio()), "{path}: {err}");
+    }
+    assert_eq!(
+        up.requests(&blob0_url),
+        2,
+        "a 503 is retried --retries times"
+    );
+    assert_eq!(up.requests(&wheel0_url), 1, "a 404 is not retried");
+    let others = files
+        .expected_outputs()
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("deps/rpm/") && p != blob0 && p != wheel0);
+    for (path, want) in others {
+        assert_eq!(std::fs::read(mnt.join(&path)).unwrap(), want, "{path}");
+    }
+    let log = m.log();
+    for (name, url, code) in [
+        ("blob0.bin", &blob0_url, "503"),
+        ("pkg0-1.0-py3-none-any.whl", &wheel0_url, "404"),
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains("open failed with EIO") && l.contains(&up.url(url)))
+            .unwrap_or_else(|| panic!("no EIO line with {url}: {log}"));
+        assert!(line.contains(name) && line.contains(code), "{line}");
+    }
+}
+
+#[test]
+fn an_open_fails_with_eio_after_open_timeout_while_the_download_goes_on() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, up, lockfiles) = setup(2, dir.path());
+    let lockfiles = without_rpms(lockfiles);
+    let (blob0, want) = files.generic[0].clone();
+    let url = format!("generic/{blob0}");
+    let size = want.len() as u64;
+    // About 4 s for the whole file, on one connection.
+    up.set_fault(
+        &url,
+        Some(Fault::Slow {
+            bytes_per_sec: size / 4,
+        }),
+    );
+    let mnt = dir.path().join("mnt");
+    let m = Mount::start(
+        &mnt,
+        &dir.path().join("cache"),
+        &lockfiles,
+        &["--open-timeout", "1", "--segments", "1"],
+    );
+    let path = mnt.join("deps/generic").join(&blob0);
+    let started = std::time::Instant::now();
+    let err = std::fs::read(&path).unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(err.raw_os_error(), Some(libc_eio()), "{err}");
+    assert!(
+        (Duration::from_secs(1)..Duration::from_secs(3)).contains(&waited),
+        "the open failed after {waited:?}"
+    );
+    let (blob1, want1) = &files.generic[1];
+    assert_eq!(
+        std::fs::read(mnt.join("deps/generic").join(blob1)).unwrap(),
+        *want1
+    );
+    let log = m.log();
+    assert!(
+        log.lines().any(|l| l.contains("open timeout of 1s")
+            && l.contains(&blob0)
+            && l.contains(&up.url(&url))),
+        "{log}"
+    );
+    let sent = || {
+        up.stats()
+            .paths
+            .get(&format!("/{url}"))
+            .map_or(0, |p| p.bytes_sent)
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || sent() == size),
+        "the download went on after the open gave up ({} of {size} bytes)",
+        sent()
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), want, "then the file opens");
+    assert_eq!(up.requests(&url), 1, "from that same download");
 }

@@ -38,10 +38,12 @@ pub struct MountArgs {
     #[command(flatten)]
     pub cache: CacheDirArg,
     /// Where the build will see the mount (e.g. /cachi2/output) [default: MOUNTPOINT's
-    /// absolute path]. Used in .build-config.json and the rpm repo files.
+    /// canonical path]. Used in .build-config.json and the rpm repo files.
     #[arg(long, value_name = "PATH")]
     pub for_output_dir: Option<PathBuf>,
-    /// Write the files the build opens, in order, with timings (JSON lines) to FILE.
+    /// Write the files the build opens, in order, with timings (JSON lines) to FILE: each
+    /// file's first successful open, and its first failed one as `"source":"failed"`; `t_ms`
+    /// counts from when the mount was ready.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
     /// After mounting, fetch in the background: the files of a recorded profile (FILE), every
@@ -62,6 +64,10 @@ pub struct MountArgs {
     /// are not split: they are not waited for, and their slots are the parallelism.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub segments: u16,
+    /// Seconds an open waits for its file's download before it fails with EIO (the download
+    /// goes on, for the cache and later opens); 0 waits as long as the download takes.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub open_timeout: u64,
 }
 
 const MOUNT_HELP: &str = "\
@@ -72,8 +78,9 @@ The mount holds exactly the tree `strata fetch` writes (deps/..., bom.json,
   strata umount /tmp/deps
 
 Listing and stat never download. Opening a file that is not in the cache yet blocks that
-open until the file is downloaded and verified (other opens go on); a failed download makes
-the open fail with EIO and is logged.
+open until the file is downloaded and verified (other opens go on); a failed download (after
+--retries) makes the open fail with EIO and is logged with the artifact and its URLs, and so
+does a download still running after --open-timeout seconds (it goes on in the background).
 
 Every deps/rpm/<arch>/<repoid>/ has a repodata/ for dnf: from the cache when those packages
 were seen before, else generated from the packages' headers (HTTP Range reads, not whole
@@ -289,12 +296,16 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
             recorder,
             lazy_bom: Some(sbom),
             made_artifacts: made,
+            open_timeout: (args.open_timeout > 0).then(|| Duration::from_secs(args.open_timeout)),
         },
     );
     let options = MountOptions {
         allow_other: args.allow_other,
         ..MountOptions::default()
     };
+    let signals = Signals::install(&runtime, ready_fd.is_none())
+        .context("could not install the signal handlers")
+        .map_err(work)?;
     let mounted = Mounted::mount(fs, &mountpoint, &options)
         .with_context(|| format!("could not mount at {}", mountpoint.display()))
         .map_err(work)?;
@@ -315,7 +326,7 @@ fn serve(args: MountArgs, ready_fd: Option<i32>) -> CmdResult {
     }
     let unmounter = mounted.unmounter();
     runtime.spawn(async move {
-        wait_for_signal().await;
+        signals.first().await;
         tracing::info!("signal received, unmounting");
         if let Err(e) = unmounter.unmount() {
             eprintln!("strata: could not unmount: {e}");
@@ -387,25 +398,46 @@ fn start_prefetch(
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// The signals that unmount: SIGTERM and SIGINT, and SIGHUP for a foreground mount (its
+/// terminal went away). Installed before mounting, so that such a signal at any moment after
+/// the mount exists (say, right after `--daemon` returned) unmounts it instead of killing
+/// the process and leaving a dead mount; one that arrives before the waiting starts is kept.
+struct Signals(Vec<tokio::signal::unix::Signal>);
+
+impl Signals {
+    /// Installs the handlers (SIGHUP's with `hangup`) on `runtime`.
+    fn install(runtime: &tokio::runtime::Runtime, hangup: bool) -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _in_runtime = runtime.enter();
+        let mut kinds = vec![SignalKind::terminate(), SignalKind::interrupt()];
+        if hangup {
+            kinds.push(SignalKind::hangup());
+        }
+        kinds
+            .into_iter()
+            .map(signal)
+            .collect::<Result<_, _>>()
+            .map(Signals)
     }
+
+    /// Waits for the first of the signals.
+    async fn first(mut self) {
+        let waits = self.0.iter_mut().map(|s| Box::pin(s.recv()));
+        futures_util::future::select_all(waits).await;
+    }
+}
+
+/// The mountpoint as `/proc/self/mountinfo` names it (see [`mounts::canonical`]), so that a
+/// path through a symlink or with `..` finds the mount there.
+fn resolve_mountpoint(path: &Path) -> Result<PathBuf, crate::exit::Failure> {
+    mounts::canonical(path)
+        .with_context(|| format!("could not resolve {}", path.display()))
+        .map_err(input)
 }
 
 /// Creates the mountpoint if needed and cleans a stale mount a crashed daemon left there.
 fn prepare_mountpoint(path: &Path) -> Result<PathBuf, crate::exit::Failure> {
-    let abs = std::path::absolute(path)
-        .with_context(|| format!("could not resolve {}", path.display()))
-        .map_err(input)?;
+    let abs = resolve_mountpoint(path)?;
     match mounts::clean_stale(&abs)
         .with_context(|| format!("could not inspect the mount at {}", abs.display()))
         .map_err(work)?
@@ -459,9 +491,7 @@ fn log_path(cache_dir: &Path, mountpoint: &Path) -> PathBuf {
 
 /// Re-executes strata in the background and returns once it reports the mount ready.
 fn spawn_daemon(args: &MountArgs) -> CmdResult {
-    let abs = std::path::absolute(&args.mountpoint)
-        .with_context(|| format!("could not resolve {}", args.mountpoint.display()))
-        .map_err(input)?;
+    let abs = resolve_mountpoint(&args.mountpoint)?;
     let log = log_path(&args.cache.resolve(), &abs);
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir)
@@ -510,9 +540,7 @@ fn spawn_daemon(args: &MountArgs) -> CmdResult {
 
 /// Runs `strata umount`.
 pub fn umount(args: UmountArgs) -> CmdResult {
-    let abs = std::path::absolute(&args.mountpoint)
-        .with_context(|| format!("could not resolve {}", args.mountpoint.display()))
-        .map_err(input)?;
+    let abs = resolve_mountpoint(&args.mountpoint)?;
     let entry = mounts::find(&abs)
         .context("could not read /proc/self/mountinfo")
         .map_err(work)?
