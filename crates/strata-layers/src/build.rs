@@ -72,9 +72,10 @@ pub fn repository(reference: &str) -> &str {
     }
 }
 
-/// The key tag of an input key in a repository.
+/// The key tag of an input key in a repository (`<repo>:sk-<24 hex>`, see
+/// [`strata_registry::keytag`]).
 pub fn key_tag(repo: &str, key: &str) -> String {
-    format!("{repo}:sk-{}", short(key))
+    format!("{repo}:{}", strata_registry::key_tag(key))
 }
 
 fn registry_for(repo: &str) -> Option<Registry> {
@@ -406,7 +407,7 @@ fn resolve(
                             let Some(reg) = registry_for(repo) else {
                                 continue;
                             };
-                            match reg.head_manifest(&format!("sk-{}", short(&key))) {
+                            match reg.head_manifest(&strata_registry::key_tag(&key)) {
                                 Ok(Some(d)) => {
                                     return (n, Some((key_tag(repo, &key), d)));
                                 }
