@@ -553,6 +553,91 @@ fn docker_gc_apply_deletes_superseded_images_with_their_key_tags() {
     assert_eq!(client.list_tags().unwrap(), after);
 }
 
+/// A push that fails partway: base and tooling go to a working registry, the app's tags to
+/// one that is not there (nothing listens on its port). Every image's content is pushed
+/// before any tag is applied, so the app's failed content push leaves no user-facing tag
+/// anywhere, locally or in the working registry, only the key tags of the images already
+/// pushed; the record and the error name what was and was not applied; exit status 1.
+#[test]
+fn docker_push_failure_partway_applies_no_tags() {
+    let Some(host) = docker_host() else { return };
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let repo = format!("{}/layers-partial", reg.host);
+    let gone = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("127.0.0.1:{}/gone", l.local_addr().unwrap().port())
+    };
+    let d = project(&repo, "");
+    let p = d.path();
+    let config = std::fs::read_to_string(p.join("strata.toml")).unwrap();
+    let app_tags = r#"tags = ["{registry}:app-{short_sha}", "{registry}:latest"]"#;
+    assert!(config.contains(app_tags), "{config}");
+    write(
+        p,
+        "strata.toml",
+        &config.replace(
+            app_tags,
+            &format!(r#"tags = ["{gone}:app-{{short_sha}}", "{gone}:latest"]"#),
+        ),
+    );
+    git(p, &["commit", "-qam", "app in another registry"]);
+    let env = [("DOCKER_HOST", host.as_str())];
+    let o = strata(p, &["build", "--all", "--push", "--json"], &env);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let r = record(p, &String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "built"), ("tooling", "built")])
+    );
+    assert_eq!(r["success"], false);
+    let key = |image: &str| {
+        let k = r["images"][image]["input_key"].as_str().unwrap();
+        format!("sk-{}", &k["sha256:".len().."sha256:".len() + 24])
+    };
+    let (sk_base, sk_tooling, sk_app) = (key("base"), key("tooling"), key("app"));
+    let error = r["error"].as_str().expect("the record says why");
+    for want in [
+        format!("pushing the content of app as {gone}:{sk_app} failed: "),
+        "No tag was applied, locally or in a registry.".to_string(),
+        format!(
+            "Applied: image content under key tags: {repo}:{sk_base}, {repo}:{sk_tooling}; local tags: none; pushed tags: none."
+        ),
+        format!(
+            "Not applied: image content under key tags: {gone}:{sk_app}; local tags: {repo}:base-"
+        ),
+        format!("{repo}:base-stable, {repo}:tooling-"),
+        format!("{gone}:latest; pushed tags: {repo}:base-"),
+    ] {
+        assert!(error.contains(&want), "{want}\nin: {error}");
+    }
+    assert!(stderr.contains(error), "the error is printed:\n{stderr}");
+    // The working registry holds the content of base and tooling under key tags only.
+    let mut tags = reg.client("layers-partial").list_tags().unwrap();
+    tags.sort();
+    let mut want = vec![sk_base.clone(), sk_tooling.clone()];
+    want.sort();
+    assert_eq!(tags, want, "no user-facing tag was pushed");
+    // No user-facing tag was applied to the engine's images.
+    for (name, i) in r["images"].as_object().unwrap() {
+        assert_eq!(i["tags"], serde_json::json!([]), "{name}");
+    }
+    for reference in [
+        format!("{repo}:base-stable"),
+        format!("{repo}:tooling-stable"),
+        format!("{gone}:latest"),
+    ] {
+        let inspect = Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", &host)
+            .args(["image", "inspect", &reference])
+            .output()
+            .unwrap();
+        assert!(!inspect.status.success(), "{reference} must not be tagged");
+    }
+}
+
 #[test]
 fn docker_reuses_from_the_registry_on_a_clean_engine() {
     let Some(host) = docker_host() else { return };
