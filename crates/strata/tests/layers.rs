@@ -132,7 +132,14 @@ fn s(v: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn docker_host() -> Option<String> {
+/// The Docker tests share one engine, and one of them prunes its builder cache under the
+/// others; Debian's dockerd 20.10 was seen to crash (a nil dereference in BuildKit's cache
+/// manager, pulling cache from a registry) while they ran in parallel: they run one at a time.
+static ONE_DOCKER_TEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The engine's DOCKER_HOST, and the turn of this test on it; `None` (SKIP, or a failure
+/// under STRATA_TEST_REQUIRE_ALL=1) when there is no engine.
+fn docker_host() -> Option<(String, std::sync::MutexGuard<'static, ()>)> {
     let host = std::env::var("STRATA_DOCKER_HOST")
         .ok()
         .filter(|h| !h.is_empty());
@@ -148,7 +155,8 @@ fn docker_host() -> Option<String> {
         );
         return None;
     }
-    Some(host)
+    let turn = ONE_DOCKER_TEST.lock().unwrap_or_else(|e| e.into_inner());
+    Some((host, turn))
 }
 
 /// Removes every local image a build record names (local reference, key tag, tags): the
@@ -175,7 +183,9 @@ fn forget_images(host: &str, repo: &str, r: &serde_json::Value) {
 
 #[test]
 fn docker_build_reuse_tags_push_report_and_gc() {
-    let Some(host) = docker_host() else { return };
+    let Some((host, _turn)) = docker_host() else {
+        return;
+    };
     let Some(reg) = TestRegistry::start() else {
         return;
     };
@@ -325,7 +335,9 @@ fn also_tag(client: &strata_registry::Registry, reference: &str, tag: &str) -> S
 /// them, and nothing protected, kept or shared.
 #[test]
 fn docker_gc_apply_deletes_superseded_images_with_their_key_tags() {
-    let Some(host) = docker_host() else { return };
+    let Some((host, _turn)) = docker_host() else {
+        return;
+    };
     let Some(reg) = TestRegistry::start() else {
         return;
     };
@@ -560,7 +572,9 @@ fn docker_gc_apply_deletes_superseded_images_with_their_key_tags() {
 /// pushed; the record and the error name what was and was not applied; exit status 1.
 #[test]
 fn docker_push_failure_partway_applies_no_tags() {
-    let Some(host) = docker_host() else { return };
+    let Some((host, _turn)) = docker_host() else {
+        return;
+    };
     let Some(reg) = TestRegistry::start() else {
         return;
     };
@@ -640,7 +654,9 @@ fn docker_push_failure_partway_applies_no_tags() {
 
 #[test]
 fn docker_reuses_from_the_registry_on_a_clean_engine() {
-    let Some(host) = docker_host() else { return };
+    let Some((host, _turn)) = docker_host() else {
+        return;
+    };
     let Some(reg) = TestRegistry::start() else {
         return;
     };
@@ -720,7 +736,9 @@ fn docker_reuses_from_the_registry_on_a_clean_engine() {
 /// change does not reach, and `registry-cache = false` turns that off.
 #[test]
 fn docker_fresh_runner_reruns_only_the_steps_a_change_reaches() {
-    let Some(host) = docker_host() else { return };
+    let Some((host, _turn)) = docker_host() else {
+        return;
+    };
     let Some(reg) = TestRegistry::start() else {
         return;
     };
