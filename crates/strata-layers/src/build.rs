@@ -12,6 +12,12 @@
 //! Tags: every requested image, and every prerequisite that had to be built, gets its
 //! configured tags (reused prerequisites keep the tags they have). With `push`, the tags and
 //! the key tag `sk-<short key>` (in each tagged repository) are pushed.
+//!
+//! Publishing follows a [`publish_plan`], in phases: with `push`, first every image's content
+//! is pushed under its key tags (bookkeeping no one pulls by name); only when all of those
+//! succeeded are the user-facing tags applied, locally, and then pushed. A content push that
+//! fails (a registry down, a rejected upload) thus leaves no user-facing tag anywhere; a
+//! failure later on is reported with exactly which tags were and were not applied.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -72,9 +78,10 @@ pub fn repository(reference: &str) -> &str {
     }
 }
 
-/// The key tag of an input key in a repository.
+/// The key tag of an input key in a repository (`<repo>:sk-<24 hex>`, see
+/// [`strata_registry::keytag`]).
 pub fn key_tag(repo: &str, key: &str) -> String {
-    format!("{repo}:sk-{}", short(key))
+    format!("{repo}:{}", strata_registry::key_tag(key))
 }
 
 fn registry_for(repo: &str) -> Option<Registry> {
@@ -284,58 +291,251 @@ pub fn run(config: &Config, opts: &BuildOptions<'_>) -> Result<Record, LayersErr
     }
     record.success = !failed && succeeded.len() == plan.images.len();
     if record.success {
-        // Tags only now: no half-published sets.
-        let mut tag_error = None;
-        'images: for n in &plan.images {
-            let r = records.get_mut(n).expect("record");
-            if !(r.requested || r.status == "built") {
-                continue;
+        // Tags only now, and user-facing ones only once every image's content is pushed: no
+        // half-published sets.
+        let publish: Vec<PublishImage> = plan
+            .images
+            .iter()
+            .filter(|n| {
+                let r = &records[*n];
+                r.requested || r.status == "built"
+            })
+            .map(|n| PublishImage {
+                name: n.clone(),
+                local: local_refs[n].clone(),
+                key: keys[n].clone(),
+                tags: tags[n].clone(),
+            })
+            .collect();
+        let steps = publish_plan(&publish, opts.push);
+        let published = run_publish(&opts.engine, &steps, log);
+        for (step, digest) in steps.iter().zip(&published.digests) {
+            let r = records.get_mut(step.image()).expect("record");
+            if let PublishStep::Tag { reference, .. } = step {
+                r.tags.push(reference.clone());
             }
-            let local = &local_refs[n];
-            for t in &tags[n] {
-                if let Err(e) = opts.engine.tag(local, t) {
-                    tag_error = Some(format!("tagging {n} as {t}: {e}"));
-                    break 'images;
-                }
-                r.tags.push(t.clone());
-            }
-            if opts.push {
-                let mut repos_done = BTreeSet::new();
-                for t in &tags[n] {
-                    log(&format!("[{n}] pushing {t}"));
-                    match opts.engine.push(t) {
-                        Ok(d) => {
-                            if d.is_some() {
-                                r.digest = d;
-                            }
-                        }
-                        Err(e) => {
-                            tag_error = Some(format!("pushing {t}: {e}"));
-                            break 'images;
-                        }
-                    }
-                    let repo = repository(t).to_string();
-                    if repos_done.insert(repo.clone()) {
-                        let kt = key_tag(&repo, &keys[n]);
-                        let pushed = opts
-                            .engine
-                            .tag(local, &kt)
-                            .and_then(|_| opts.engine.push(&kt));
-                        if let Err(e) = pushed {
-                            tag_error = Some(format!("pushing {kt}: {e}"));
-                            break 'images;
-                        }
-                    }
-                }
+            if digest.is_some() {
+                r.digest = digest.clone();
             }
         }
-        if let Some(e) = tag_error {
+        if let Some(error) = published.error {
+            let summary = publish_summary(&steps, published.digests.len(), &error);
+            log(&format!("error: {summary}"));
             record.success = false;
-            log(&format!("error: {e}"));
+            record.error = Some(summary);
         }
     }
     record.images = records;
     finish(record, started, opts)
+}
+
+/// An image whose tags a run applies: its local reference, input key and rendered tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishImage {
+    /// The image's name.
+    pub name: String,
+    /// Its local reference (what gets tagged).
+    pub local: String,
+    /// Its input key (for the key tags).
+    pub key: String,
+    /// Its rendered tags, user-facing.
+    pub tags: Vec<String>,
+}
+
+/// One step of publishing a run's images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishStep {
+    /// Tag the local image with its key tag `reference` (`<repo>:sk-<key>`) and push it: the
+    /// image's content reaches the registry under strata's bookkeeping name only.
+    Content {
+        /// The image.
+        image: String,
+        /// Its local reference.
+        local: String,
+        /// The key tag reference.
+        reference: String,
+    },
+    /// Apply a user-facing tag to the local image.
+    Tag {
+        /// The image.
+        image: String,
+        /// Its local reference.
+        local: String,
+        /// The tag.
+        reference: String,
+    },
+    /// Push a user-facing tag already applied locally (its content is already there).
+    Push {
+        /// The image.
+        image: String,
+        /// The tag.
+        reference: String,
+    },
+}
+
+impl PublishStep {
+    /// The image the step is for.
+    pub fn image(&self) -> &str {
+        match self {
+            PublishStep::Content { image, .. }
+            | PublishStep::Tag { image, .. }
+            | PublishStep::Push { image, .. } => image,
+        }
+    }
+
+    /// What the step does, for messages (`pushing …`, `tagging app as …`).
+    pub fn describe(&self) -> String {
+        match self {
+            PublishStep::Content {
+                image, reference, ..
+            } => format!("pushing the content of {image} as {reference}"),
+            PublishStep::Tag {
+                image, reference, ..
+            } => format!("tagging {image} as {reference}"),
+            PublishStep::Push { reference, .. } => format!("pushing {reference}"),
+        }
+    }
+}
+
+/// The order in which a run's images are published, once every image succeeded. Pure.
+///
+/// With `push`: first the content of every image, pushed under its key tag in each
+/// repository its tags name ([`PublishStep::Content`]); then every user-facing tag applied
+/// locally ([`PublishStep::Tag`]); then every user-facing tag pushed ([`PublishStep::Push`]).
+/// A failure stops the run at that step, so a failed content push leaves no user-facing
+/// tag applied anywhere, and a failed local tag none pushed. Without `push`: the local tags
+/// only. Images and tags keep their order.
+pub fn publish_plan(images: &[PublishImage], push: bool) -> Vec<PublishStep> {
+    let mut steps = Vec::new();
+    if push {
+        for i in images {
+            let mut repos: Vec<&str> = Vec::new();
+            for t in &i.tags {
+                let repo = repository(t);
+                if !repos.contains(&repo) {
+                    repos.push(repo);
+                    steps.push(PublishStep::Content {
+                        image: i.name.clone(),
+                        local: i.local.clone(),
+                        reference: key_tag(repo, &i.key),
+                    });
+                }
+            }
+        }
+    }
+    for i in images {
+        for t in &i.tags {
+            steps.push(PublishStep::Tag {
+                image: i.name.clone(),
+                local: i.local.clone(),
+                reference: t.clone(),
+            });
+        }
+    }
+    if push {
+        for i in images {
+            for t in &i.tags {
+                steps.push(PublishStep::Push {
+                    image: i.name.clone(),
+                    reference: t.clone(),
+                });
+            }
+        }
+    }
+    steps
+}
+
+/// What running a publish plan did.
+#[derive(Debug, Default)]
+struct Published {
+    /// For each step done, in order, the manifest digest its push reported.
+    digests: Vec<Option<String>>,
+    /// The failure that stopped it at step `digests.len()`.
+    error: Option<String>,
+}
+
+/// Runs a publish plan in order, stopping at the first failure.
+fn run_publish(engine: &Engine, steps: &[PublishStep], log: &(dyn Fn(&str) + Sync)) -> Published {
+    let mut out = Published::default();
+    for step in steps {
+        let result = match step {
+            PublishStep::Content {
+                image,
+                local,
+                reference,
+            } => {
+                log(&format!("[{image}] pushing {reference}"));
+                engine
+                    .tag(local, reference)
+                    .and_then(|_| engine.push(reference))
+            }
+            PublishStep::Tag {
+                local, reference, ..
+            } => engine.tag(local, reference).map(|_| None),
+            PublishStep::Push { image, reference } => {
+                log(&format!("[{image}] pushing {reference}"));
+                engine.push(reference)
+            }
+        };
+        match result {
+            Ok(d) => out.digests.push(d),
+            Err(e) => {
+                out.error = Some(format!("{} failed: {e}", step.describe()));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// What a publish run that failed at step `done` with `error` applied and did not: every
+/// tag named, so nobody has to guess what a registry or engine now holds. Pure.
+pub fn publish_summary(steps: &[PublishStep], done: usize, error: &str) -> String {
+    let (before, after) = steps.split_at(done.min(steps.len()));
+    let refs = |part: &[PublishStep], want: fn(&PublishStep) -> Option<&String>| {
+        let v: Vec<&str> = part.iter().filter_map(want).map(String::as_str).collect();
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    fn content(s: &PublishStep) -> Option<&String> {
+        match s {
+            PublishStep::Content { reference, .. } => Some(reference),
+            _ => None,
+        }
+    }
+    fn tag(s: &PublishStep) -> Option<&String> {
+        match s {
+            PublishStep::Tag { reference, .. } => Some(reference),
+            _ => None,
+        }
+    }
+    fn push(s: &PublishStep) -> Option<&String> {
+        match s {
+            PublishStep::Push { reference, .. } => Some(reference),
+            _ => None,
+        }
+    }
+    let user_facing = before
+        .iter()
+        .any(|s| !matches!(s, PublishStep::Content { .. }));
+    format!(
+        "{error}. {}Applied: image content under key tags: {}; local tags: {}; pushed tags: {}. \
+         Not applied: image content under key tags: {}; local tags: {}; pushed tags: {}",
+        if user_facing {
+            ""
+        } else {
+            "No tag was applied, locally or in a registry. "
+        },
+        refs(before, content),
+        refs(before, tag),
+        refs(before, push),
+        refs(after, content),
+        refs(after, tag),
+        refs(after, push),
+    )
 }
 
 fn finish(
@@ -406,7 +606,7 @@ fn resolve(
                             let Some(reg) = registry_for(repo) else {
                                 continue;
                             };
-                            match reg.head_manifest(&format!("sk-{}", short(&key))) {
+                            match reg.head_manifest(&strata_registry::key_tag(&key)) {
                                 Ok(Some(d)) => {
                                     return (n, Some((key_tag(repo, &key), d)));
                                 }
@@ -641,6 +841,112 @@ tags = ["{registry}:tooling-{short_sha}", "{registry}:tooling-stable", "{registr
         assert!(in_a_registry("registry.example/app:1"));
         assert!(!in_a_registry("app:1"));
         assert!(!in_a_registry("strata-local/app:1"));
+    }
+
+    const KEY_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const KEY_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn images() -> Vec<PublishImage> {
+        vec![
+            PublishImage {
+                name: "base".into(),
+                local: "strata-local/base:b".into(),
+                key: KEY_B.into(),
+                tags: vec![
+                    "r1/x:base-1".into(),
+                    "r1/x:base-stable".into(),
+                    "r2/mirror:base".into(),
+                ],
+            },
+            PublishImage {
+                name: "app".into(),
+                local: "strata-local/app:a".into(),
+                key: KEY_A.into(),
+                tags: vec!["r3/gone:latest".into()],
+            },
+        ]
+    }
+
+    /// A compact form of a plan: `content/tag/push image reference`.
+    fn compact(steps: &[PublishStep]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| match s {
+                PublishStep::Content {
+                    image,
+                    local,
+                    reference,
+                } => format!("content {image} {local} {reference}"),
+                PublishStep::Tag {
+                    image,
+                    local,
+                    reference,
+                } => format!("tag {image} {local} {reference}"),
+                PublishStep::Push { image, reference } => format!("push {image} {reference}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn publish_plan_pushes_all_content_before_any_user_facing_tag() {
+        let sk_b = strata_registry::key_tag(KEY_B);
+        let sk_a = strata_registry::key_tag(KEY_A);
+        assert_eq!(
+            compact(&publish_plan(&images(), true)),
+            vec![
+                format!("content base strata-local/base:b r1/x:{sk_b}"),
+                format!("content base strata-local/base:b r2/mirror:{sk_b}"),
+                format!("content app strata-local/app:a r3/gone:{sk_a}"),
+                "tag base strata-local/base:b r1/x:base-1".to_string(),
+                "tag base strata-local/base:b r1/x:base-stable".to_string(),
+                "tag base strata-local/base:b r2/mirror:base".to_string(),
+                "tag app strata-local/app:a r3/gone:latest".to_string(),
+                "push base r1/x:base-1".to_string(),
+                "push base r1/x:base-stable".to_string(),
+                "push base r2/mirror:base".to_string(),
+                "push app r3/gone:latest".to_string(),
+            ]
+        );
+        // Without a push: the local tags only.
+        assert_eq!(
+            compact(&publish_plan(&images(), false)),
+            vec![
+                "tag base strata-local/base:b r1/x:base-1",
+                "tag base strata-local/base:b r1/x:base-stable",
+                "tag base strata-local/base:b r2/mirror:base",
+                "tag app strata-local/app:a r3/gone:latest",
+            ]
+        );
+        assert!(publish_plan(&[], true).is_empty());
+    }
+
+    #[test]
+    fn publish_summary_names_what_was_and_was_not_applied() {
+        let steps = publish_plan(&images(), true);
+        let sk_b = strata_registry::key_tag(KEY_B);
+        let sk_a = strata_registry::key_tag(KEY_A);
+        // The app's content push failed: nothing user-facing happened.
+        let s = publish_summary(&steps, 2, "pushing r3/gone failed: refused");
+        assert_eq!(
+            s,
+            format!(
+                "pushing r3/gone failed: refused. No tag was applied, locally or in a registry. \
+                 Applied: image content under key tags: r1/x:{sk_b}, r2/mirror:{sk_b}; local tags: none; pushed tags: none. \
+                 Not applied: image content under key tags: r3/gone:{sk_a}; local tags: r1/x:base-1, r1/x:base-stable, \
+                 r2/mirror:base, r3/gone:latest; pushed tags: r1/x:base-1, r1/x:base-stable, r2/mirror:base, r3/gone:latest"
+            )
+        );
+        // A tag push failed after two went through.
+        let s = publish_summary(&steps, 9, "pushing r2/mirror:base failed: gone");
+        assert!(!s.contains("No tag was applied"), "{s}");
+        assert!(
+            s.contains(
+                "local tags: r1/x:base-1, r1/x:base-stable, r2/mirror:base, r3/gone:latest; \
+                 pushed tags: r1/x:base-1, r1/x:base-stable. Not applied: image content under \
+                 key tags: none; local tags: none; pushed tags: r2/mirror:base, r3/gone:latest"
+            ),
+            "{s}"
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub struct ImageRecord {
     pub size: Option<u64>,
     /// Number of layers.
     pub layers: Option<usize>,
-    /// Tags applied.
+    /// Tags applied locally (with a push, see the run's `error` for any not pushed).
     pub tags: Vec<String>,
     /// For a reused image: `local` or `registry`.
     pub reused_from: Option<String>,
@@ -58,6 +58,10 @@ pub struct Record {
     pub jobs: usize,
     /// Whether tags were pushed.
     pub pushed: bool,
+    /// Why publishing failed after every image succeeded (a tag or a push), naming each tag
+    /// that was and was not applied.
+    #[serde(default)]
+    pub error: Option<String>,
     /// Per image.
     pub images: BTreeMap<String, ImageRecord>,
 }

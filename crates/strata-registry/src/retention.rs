@@ -12,11 +12,27 @@
 //! - A registry deletes by digest, taking every tag of that digest with it, so a digest is
 //!   deleted only when *every* tag pointing to it is to be deleted; otherwise the tags that
 //!   would have gone are kept, with the reason naming the tag that holds the digest.
+//!
+//! Key tags (`sk-<24 hex>`, see [`crate::keytag`]) are strata's bookkeeping, pushed by
+//! `strata build --push` next to an image's tags so that later builds can reuse it:
+//! - On a digest that also carries other tags, a key tag gets no verdict of its own and never
+//!   holds the digest: no `keep` rule or `protect` glob is asked about it. It goes with its
+//!   digest when every other tag of that digest goes, and stays when the digest stays.
+//! - A digest that carries only key tags (its tags moved to newer images) is kept, with a
+//!   reason saying so: it is what lets a build of those inputs be reused. Only rules written
+//!   for key tags decide otherwise: a `protect` glob matching the key tag keeps it, and
+//!   otherwise the first `keep` rule whose glob *starts with `sk-`* (e.g.
+//!   `{ tags = "sk-*", max-age = "30d" }`) and matches decides it like any other tag. A
+//!   catch-all such as `{ tags = "*", newest = 5 }` is written for the tags people push and
+//!   does not decide key tags; a protect glob is honoured whatever its form, since keeping
+//!   more is never a surprise.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::keytag::{KEY_TAG_PREFIX, is_key_tag};
 
 /// How many of a rule's tags to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -253,18 +269,40 @@ pub struct Decision {
 }
 
 /// Decides, for every tag, whether it goes. `now` is epoch seconds. The result is in the
-/// order of `tags`. Deleting is by digest: see the module docs.
+/// order of `tags`. Deleting is by digest, and key tags follow their digest: see the module
+/// docs.
 pub fn decide(policy: &Policy, tags: &[TagInfo], now: i64) -> Vec<Decision> {
-    // First pass: per-tag verdict ignoring digest sharing.
-    let mut verdict: Vec<(bool, String)> = vec![(false, String::new()); tags.len()];
+    // Digests that carry at least one tag other than key tags: their key tags follow them.
+    let mut tagged_by_people: BTreeMap<&str, bool> = BTreeMap::new();
+    for t in tags {
+        *tagged_by_people.entry(t.digest.as_str()).or_default() |= !is_key_tag(&t.tag);
+    }
+    let follows = |t: &TagInfo| is_key_tag(&t.tag) && tagged_by_people[t.digest.as_str()];
+    // First pass: per-tag verdict ignoring digest sharing (`None`: follows its digest).
+    let mut verdict: Vec<Option<(bool, String)>> = vec![None; tags.len()];
     let mut by_rule: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, t) in tags.iter().enumerate() {
-        if let Some(p) = policy.protect.iter().find(|g| g.matches(&t.tag)) {
-            verdict[i] = (false, format!("protected by {:?}", p.0));
+        if follows(t) {
             continue;
         }
-        match policy.keep.iter().position(|r| r.tags.matches(&t.tag)) {
-            None => verdict[i] = (false, "no keep rule matches: kept".into()),
+        if let Some(p) = policy.protect.iter().find(|g| g.matches(&t.tag)) {
+            verdict[i] = Some((false, format!("protected by {:?}", p.0)));
+            continue;
+        }
+        let key_only = is_key_tag(&t.tag);
+        let rule = policy.keep.iter().position(|r| {
+            r.tags.matches(&t.tag) && (!key_only || r.tags.0.starts_with(KEY_TAG_PREFIX))
+        });
+        match rule {
+            None if key_only => {
+                verdict[i] = Some((
+                    false,
+                    "key tag, and only key tags point to this digest (its other tags moved on): \
+                     kept for reuse by later builds; a keep rule for \"sk-*\" decides these"
+                        .into(),
+                ))
+            }
+            None => verdict[i] = Some((false, "no keep rule matches: kept".into())),
             Some(r) => by_rule.entry(r).or_default().push(i),
         }
     }
@@ -281,7 +319,7 @@ pub fn decide(policy: &Policy, tags: &[TagInfo], now: i64) -> Vec<Decision> {
         for (rank, &i) in members.iter().enumerate() {
             let t = &tags[i];
             let Some(created) = t.created else {
-                verdict[i] = (false, format!("rule {rule}: creation time unknown: kept"));
+                verdict[i] = Some((false, format!("rule {rule}: creation time unknown: kept")));
                 continue;
             };
             let age = now.saturating_sub(created).max(0) as u64;
@@ -316,24 +354,59 @@ pub fn decide(policy: &Policy, tags: &[TagInfo], now: i64) -> Vec<Decision> {
                 }
                 _ => format!("rule {rule}"),
             };
-            verdict[i] = (!keep, reason);
+            verdict[i] = Some((!keep, reason));
         }
     }
-    // Second pass: a digest goes only if every tag of it goes.
+    // Second pass: a digest goes only if every tag that has a verdict goes. Every digest has
+    // one: either a tag other than a key tag, or (carrying only key tags) its key tags.
     let mut holders: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, t) in tags.iter().enumerate() {
-        holders.entry(t.digest.as_str()).or_default().push(i);
+        if verdict[i].is_some() {
+            holders.entry(t.digest.as_str()).or_default().push(i);
+        }
     }
+    let stays = |digest: &str| {
+        holders[digest]
+            .iter()
+            .copied()
+            .find(|&k| verdict[k].as_ref().is_some_and(|v| !v.0))
+    };
     let mut out = Vec::with_capacity(tags.len());
     for (i, t) in tags.iter().enumerate() {
-        let (mut delete, mut reason) = verdict[i].clone();
-        if delete && let Some(&k) = holders[t.digest.as_str()].iter().find(|&&k| !verdict[k].0) {
-            delete = false;
-            reason = format!(
-                "{reason}; but kept: its digest is also tagged {:?}, which stays ({})",
-                tags[k].tag, verdict[k].1
-            );
-        }
+        let (delete, reason) = match &verdict[i] {
+            Some((true, reason)) => match stays(&t.digest) {
+                Some(k) => (
+                    false,
+                    format!(
+                        "{reason}; but kept: its digest is also tagged {:?}, which stays ({})",
+                        tags[k].tag,
+                        verdict[k].as_ref().expect("a holder").1
+                    ),
+                ),
+                None => (true, reason.clone()),
+            },
+            Some((false, reason)) => (false, reason.clone()),
+            None => match stays(&t.digest) {
+                Some(k) => (
+                    false,
+                    format!(
+                        "key tag: stays with its digest, which {:?} keeps",
+                        tags[k].tag
+                    ),
+                ),
+                None => (
+                    true,
+                    format!(
+                        "key tag: goes with its digest (every other tag of it goes: {})",
+                        holders[t.digest.as_str()]
+                            .iter()
+                            .map(|&k| format!("{:?}", tags[k].tag))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+            },
+        };
         out.push(Decision {
             tag: t.tag.clone(),
             digest: t.digest.clone(),
@@ -503,6 +576,175 @@ mod tests {
             got.sort();
             assert_eq!(got, c.want, "case: {}", c.name);
         }
+    }
+
+    /// Key tags as `strata build --push` writes them (`sk-` + 24 lowercase hex).
+    const SK1: &str = "sk-111111111111111111111111";
+    const SK2: &str = "sk-222222222222222222222222";
+    const SK3: &str = "sk-333333333333333333333333";
+
+    #[test]
+    fn key_tags_follow_their_digest() {
+        let issue = policy(
+            &[
+                ("base-*", Some(Newest::All), None),
+                ("app-*", Some(Newest::Count(1)), None),
+                ("pr-*", None, Some("7d")),
+                ("*", Some(Newest::Count(5)), None),
+            ],
+            &["*-stable", "latest"],
+        );
+        let with_sk_rule = |rule: (&'static str, Option<Newest>, Option<&'static str>)| {
+            policy(
+                &[("app-*", Some(Newest::Count(1)), None), rule],
+                &["latest"],
+            )
+        };
+        struct Case {
+            name: &'static str,
+            policy: Policy,
+            tags: Vec<TagInfo>,
+            want: Vec<&'static str>,
+        }
+        let cases = vec![
+            Case {
+                name: "an old app image goes with its key tag; the newest keeps its key tag",
+                policy: issue.clone(),
+                tags: vec![
+                    t("app-1", "a1", Some(20)),
+                    t(SK1, "a1", Some(20)),
+                    t("app-2", "a2", Some(10)),
+                    t(SK2, "a2", Some(10)),
+                    t("latest", "a2", Some(10)),
+                ],
+                want: vec!["app-1", SK1],
+            },
+            Case {
+                name: "a catch-all keep rule does not make key tags hold a digest",
+                policy: policy(
+                    &[("pr-*", None, Some("7d")), ("*", Some(Newest::All), None)],
+                    &[],
+                ),
+                tags: vec![t("pr-1", "p1", Some(30)), t(SK1, "p1", Some(30))],
+                want: vec!["pr-1", SK1],
+            },
+            Case {
+                name: "a protect glob matching the key tag does not hold a doomed digest",
+                policy: policy(&[("pr-*", None, Some("7d"))], &["sk-*"]),
+                tags: vec![t("pr-1", "p1", Some(30)), t(SK1, "p1", Some(30))],
+                want: vec!["pr-1", SK1],
+            },
+            Case {
+                name: "a key tag stays when another tag of its digest is kept",
+                policy: issue.clone(),
+                tags: vec![
+                    t("pr-1", "p1", Some(30)),
+                    t("tooling-stable", "p1", Some(30)),
+                    t(SK1, "p1", Some(30)),
+                ],
+                want: vec![],
+            },
+            Case {
+                name: "a digest with only key tags is kept by default",
+                policy: issue.clone(),
+                tags: vec![t(SK1, "old", Some(900)), t(SK2, "older", None)],
+                want: vec![],
+            },
+            Case {
+                name: "an explicit sk- rule decides digests with only key tags",
+                policy: with_sk_rule(("sk-*", None, Some("30d"))),
+                tags: vec![
+                    t(SK1, "k1", Some(40)),
+                    t(SK2, "k2", Some(5)),
+                    t(SK3, "k3", None),
+                ],
+                want: vec![SK1],
+            },
+            Case {
+                name: "an sk- rule ranks only key-only digests; key tags beside other tags follow",
+                policy: with_sk_rule(("sk-*", Some(Newest::Count(1)), None)),
+                tags: vec![
+                    t("app-1", "a1", Some(1)),
+                    t(SK1, "a1", Some(1)),
+                    t(SK2, "k2", Some(20)),
+                    t(SK3, "k3", Some(30)),
+                ],
+                want: vec![SK3],
+            },
+            Case {
+                name: "a protect glob keeps a key-only digest an sk- rule would delete",
+                policy: policy(&[("sk-*", Some(Newest::Count(0)), None)], &["sk-1*"]),
+                tags: vec![t(SK1, "k1", Some(40)), t(SK2, "k2", Some(40))],
+                want: vec![SK2],
+            },
+            Case {
+                name: "two key tags of one key-only digest: it goes only when both go",
+                policy: policy(&[("sk-*", None, Some("30d"))], &["sk-2*"]),
+                tags: vec![
+                    t(SK1, "k", Some(40)),
+                    t(SK2, "k", Some(40)),
+                    t(SK3, "j", Some(40)),
+                ],
+                want: vec![SK3],
+            },
+            Case {
+                name: "tags that only look like key tags are ordinary tags",
+                policy: policy(&[("*", Some(Newest::Count(0)), None)], &[]),
+                tags: vec![
+                    t("sk-release", "r", Some(1)),
+                    t("sk-ABCDEFABCDEFABCDEFABCDEF", "u", Some(1)),
+                    t("sk-1111111111111111111111111", "l", Some(1)),
+                ],
+                want: vec![
+                    "sk-1111111111111111111111111",
+                    "sk-ABCDEFABCDEFABCDEFABCDEF",
+                    "sk-release",
+                ],
+            },
+        ];
+        for c in cases {
+            let mut got = deleted(&c.policy, &c.tags);
+            got.sort();
+            let mut want = c.want.clone();
+            want.sort();
+            assert_eq!(got, want, "case: {}", c.name);
+        }
+    }
+
+    #[test]
+    fn key_tag_reasons() {
+        let p = policy(&[("app-*", Some(Newest::Count(1)), None)], &["latest"]);
+        let d = decide(
+            &p,
+            &[
+                t("app-1", "a1", Some(20)),
+                t(SK1, "a1", Some(20)),
+                t("app-2", "a2", Some(10)),
+                t(SK2, "a2", Some(10)),
+                t(SK3, "k3", Some(30)),
+            ],
+            NOW,
+        );
+        assert!(d[1].delete);
+        assert!(
+            d[1].reason.contains("goes with its digest") && d[1].reason.contains("\"app-1\""),
+            "{}",
+            d[1].reason
+        );
+        assert!(!d[3].delete);
+        assert!(
+            d[3].reason
+                .contains("stays with its digest, which \"app-2\" keeps"),
+            "{}",
+            d[3].reason
+        );
+        assert!(!d[4].delete);
+        assert!(
+            d[4].reason.contains("only key tags point to this digest")
+                && d[4].reason.contains("\"sk-*\""),
+            "{}",
+            d[4].reason
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use strata_registry::testing::{TestRegistry, missing};
+use strata_registry::testing::{TestRegistry, missing, push_image};
 
 fn strata(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -132,7 +132,14 @@ fn s(v: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn docker_host() -> Option<String> {
+/// The Docker tests share one engine, and one of them prunes its builder cache under the
+/// others; Debian's dockerd 20.10 was seen to crash (a nil dereference in BuildKit's cache
+/// manager, pulling cache from a registry) while they ran in parallel: they run one at a time.
+static ONE_DOCKER_TEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The engine's DOCKER_HOST, and the turn of this test on it; `None` (SKIP, or a failure
+/// under STRATA_TEST_REQUIRE_ALL=1) when there is no engine.
+fn docker_host() -> Option<(String, std::sync::MutexGuard<'static, ()>)> {
     let host = std::env::var("STRATA_DOCKER_HOST")
         .ok()
         .filter(|h| !h.is_empty());
@@ -148,7 +155,8 @@ fn docker_host() -> Option<String> {
         );
         return None;
     }
-    Some(host)
+    let turn = ONE_DOCKER_TEST.lock().unwrap_or_else(|e| e.into_inner());
+    Some((host, turn))
 }
 
 /// Removes every local image a build record names (local reference, key tag, tags): the
@@ -175,7 +183,9 @@ fn forget_images(host: &str, repo: &str, r: &serde_json::Value) {
 
 #[test]
 fn docker_build_reuse_tags_push_report_and_gc() {
-    let Some(host) = docker_host() else { return };
+    let Some((host, _turn)) = docker_host() else {
+        return;
+    };
     let Some(reg) = TestRegistry::start() else {
         return;
     };
@@ -309,9 +319,344 @@ fn docker_build_reuse_tags_push_report_and_gc() {
     );
 }
 
+/// A tag of `reference` in `client`'s repository, pointing to the same manifest (the same
+/// bytes, so the same digest), as `strata build --push` does with key tags.
+fn also_tag(client: &strata_registry::Registry, reference: &str, tag: &str) -> String {
+    let m = client.get_manifest(reference).unwrap().expect("manifest");
+    client.put_manifest(tag, &m.media_type, &m.body).unwrap()
+}
+
+/// `strata gc` deleting for real: two `strata build --push` runs (the app's first image
+/// superseded by the second, each with the key tag `sk-<key>` that build pushes beside its
+/// tags) and synthetic images (an expired pr tag with a key tag, a fresh one, an expired one
+/// sharing its manifest with a tag no rule decides, and a manifest left with only a key tag).
+/// The dry run changes nothing and says what would go and why; `--apply --format json`
+/// deletes exactly the superseded app image and the expired pr image, their key tags with
+/// them, and nothing protected, kept or shared.
+#[test]
+fn docker_gc_apply_deletes_superseded_images_with_their_key_tags() {
+    let Some((host, _turn)) = docker_host() else {
+        return;
+    };
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let repo = format!("{}/layers-gc", reg.host);
+    let d = project(&repo, "");
+    let p = d.path();
+    let config = std::fs::read_to_string(p.join("strata.toml")).unwrap();
+    let config = config.replace(
+        r#"keep = [{ tags = "app-*", newest = 1 }]"#,
+        r#"keep = [{ tags = "app-*", newest = 1 }, { tags = "pr-*", max-age = "7d" }]"#,
+    );
+    assert!(config.contains(r#"tags = "pr-*""#), "{config}");
+    write(p, "strata.toml", &config);
+    git(p, &["commit", "-qam", "retention for pr tags"]);
+    let env = [("DOCKER_HOST", host.as_str())];
+    let client = reg.client("layers-gc");
+    let tag_of = |r: &serde_json::Value, image: &str, prefix: &str| -> String {
+        r["images"][image]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().rsplit(':').next().unwrap().to_string())
+            .find(|t| t.starts_with(prefix))
+            .unwrap_or_else(|| panic!("a {prefix} tag of {image} in {r}"))
+    };
+    let key_tag_of = |r: &serde_json::Value, image: &str| -> String {
+        let key = r["images"][image]["input_key"].as_str().unwrap();
+        format!("sk-{}", &key["sha256:".len().."sha256:".len() + 24])
+    };
+
+    // Two pushed runs: the second builds only the changed app (base and tooling reused).
+    let r1 = record(
+        p,
+        &ok(&strata(p, &["build", "--all", "--push", "--json"], &env)),
+    );
+    // Creation times are compared in whole seconds.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    write(p, "src/main.txt", "v2\n");
+    git(p, &["commit", "-qam", "app v2"]);
+    let r2 = record(
+        p,
+        &ok(&strata(
+            p,
+            &["build", "--base", "HEAD~1", "--push", "--json"],
+            &env,
+        )),
+    );
+    assert_eq!(
+        statuses(&r2),
+        s(&[("app", "built"), ("base", "reused"), ("tooling", "reused")])
+    );
+    let app1 = tag_of(&r1, "app", "app-");
+    let app2 = tag_of(&r2, "app", "app-");
+    let (sk_app1, sk_app2) = (key_tag_of(&r1, "app"), key_tag_of(&r2, "app"));
+    let (sk_base, sk_tooling) = (key_tag_of(&r1, "base"), key_tag_of(&r1, "tooling"));
+    let digest = |t: &str| {
+        client
+            .head_manifest(t)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{t}"))
+    };
+    assert_eq!(
+        digest(&app1),
+        digest(&sk_app1),
+        "build pushes the key tag beside the tags"
+    );
+    assert_eq!(digest(&app2), digest("latest"));
+    assert_eq!(digest(&app2), digest(&sk_app2));
+    assert_ne!(digest(&app1), digest(&app2));
+
+    // Synthetic images, tagged the way build tags its images (a tag plus a key tag).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let fresh = strata_layers::template::format_rfc3339(now - 3600);
+    let old = "2020-01-01T00:00:00Z";
+    let sk_pr1 = "sk-0000000000000000000000a1";
+    let sk_pr2 = "sk-0000000000000000000000a2";
+    let sk_orphan = "sk-0000000000000000000000b0";
+    let pr1 = push_image(&client, "pr-1-old", "pr one", old, &[]);
+    assert_eq!(also_tag(&client, "pr-1-old", sk_pr1), pr1);
+    push_image(&client, "pr-2-new", "pr two", &fresh, &[]);
+    also_tag(&client, "pr-2-new", sk_pr2);
+    push_image(&client, "pr-3-shared", "pr three", old, &[]);
+    also_tag(&client, "pr-3-shared", "release-3");
+    push_image(&client, sk_orphan, "only a key tag", old, &[]);
+
+    let before = client.list_tags().unwrap();
+    let digests_before: Vec<(String, String)> =
+        before.iter().map(|t| (t.clone(), digest(t))).collect();
+    let gone_tags = [app1.as_str(), sk_app1.as_str(), "pr-1-old", sk_pr1];
+    let gone_digests = {
+        let mut v = vec![digest(&app1), pr1.clone()];
+        v.sort();
+        v
+    };
+
+    // Dry run: nothing goes; the output names each tag that would go and why.
+    let out = ok(&strata(p, &["gc", "--registry", &repo], &env));
+    let line = |tag: &str| -> String {
+        out.lines()
+            .find(|l| l.split_whitespace().any(|w| w == tag))
+            .unwrap_or_else(|| panic!("a line for {tag} in:\n{out}"))
+            .to_string()
+    };
+    let sk_app1_why =
+        format!("key tag: goes with its digest (every other tag of it goes: \"{app1}\")");
+    for (tag, why) in [
+        (
+            app1.as_str(),
+            "number 2 of 2 by creation time, keeps the newest 1",
+        ),
+        (sk_app1.as_str(), sk_app1_why.as_str()),
+        ("pr-1-old", "older than 1w"),
+        (sk_pr1, "key tag: goes with its digest"),
+    ] {
+        let l = line(tag);
+        assert!(l.trim_start().starts_with("would delete"), "{l}");
+        assert!(l.contains(why), "{tag}: {why}\n{l}");
+    }
+    for (tag, why) in [
+        (app2.as_str(), "number 1 of 2 by creation time"),
+        (sk_app2.as_str(), "key tag: stays with its digest"),
+        ("latest", "protected by \"latest\""),
+        (sk_base.as_str(), "key tag: stays with its digest"),
+        (sk_tooling.as_str(), "key tag: stays with its digest"),
+        ("pr-2-new", "within 1w"),
+        (
+            sk_pr2,
+            "key tag: stays with its digest, which \"pr-2-new\" keeps",
+        ),
+        (
+            "pr-3-shared",
+            "but kept: its digest is also tagged \"release-3\"",
+        ),
+        (sk_orphan, "only key tags point to this digest"),
+    ] {
+        let l = line(tag);
+        assert!(l.trim_start().starts_with("keep"), "{l}");
+        assert!(l.contains(why), "{tag}: {why}\n{l}");
+    }
+    assert!(
+        out.contains("would delete 4 tag(s) in 2 manifest(s) (dry run: pass --apply to delete)"),
+        "{out}"
+    );
+    assert_eq!(
+        client.list_tags().unwrap(),
+        before,
+        "a dry run deletes nothing"
+    );
+    for (t, dg) in &digests_before {
+        assert_eq!(&digest(t), dg, "{t} unchanged by the dry run");
+    }
+
+    // Apply: exactly the two manifests go, with every tag of theirs.
+    let out = ok(&strata(
+        p,
+        &["gc", "--registry", &repo, "--apply", "--format", "json"],
+        &env,
+    ));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("gc JSON");
+    assert_eq!(v["applied"], true);
+    assert_eq!(v["registry"], repo.as_str());
+    assert_eq!(v["failed"], serde_json::json!([]));
+    assert_eq!(v["delete_digests"], serde_json::json!(gone_digests));
+    assert_eq!(v["deleted"], serde_json::json!(gone_digests));
+    let mut said_deleted: Vec<&str> = v["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["delete"] == true)
+        .map(|t| t["tag"].as_str().unwrap())
+        .collect();
+    said_deleted.sort();
+    let mut want = gone_tags.to_vec();
+    want.sort();
+    assert_eq!(said_deleted, want);
+
+    // What the registry says now.
+    for dg in &gone_digests {
+        assert!(
+            client.get_manifest(dg).unwrap().is_none(),
+            "{dg} deleted from the registry"
+        );
+    }
+    let after = client.list_tags().unwrap();
+    let kept: Vec<String> = before
+        .iter()
+        .filter(|t| !gone_tags.contains(&t.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(after, kept, "exactly the doomed tags are gone");
+    for (t, dg) in &digests_before {
+        if gone_tags.contains(&t.as_str()) {
+            assert!(client.head_manifest(t).unwrap().is_none(), "{t} is gone");
+        } else {
+            assert_eq!(&digest(t), dg, "{t} still points to its manifest");
+            assert!(
+                client.get_manifest(dg).unwrap().is_some(),
+                "{t}: {dg} stays"
+            );
+        }
+    }
+    for t in [
+        "base-stable",
+        "tooling-stable",
+        "latest",
+        app2.as_str(),
+        sk_app2.as_str(),
+        sk_base.as_str(),
+        sk_tooling.as_str(),
+        "pr-2-new",
+        sk_pr2,
+        "pr-3-shared",
+        "release-3",
+        sk_orphan,
+    ] {
+        assert!(after.iter().any(|a| a == t), "{t} stays: {after:?}");
+    }
+
+    // A second run finds nothing more to delete.
+    let out = ok(&strata(p, &["gc", "--registry", &repo, "--apply"], &env));
+    assert!(out.contains("deleted 0 tag(s) in 0 manifest(s)"), "{out}");
+    assert_eq!(client.list_tags().unwrap(), after);
+}
+
+/// A push that fails partway: base and tooling go to a working registry, the app's tags to
+/// one that is not there (nothing listens on its port). Every image's content is pushed
+/// before any tag is applied, so the app's failed content push leaves no user-facing tag
+/// anywhere, locally or in the working registry, only the key tags of the images already
+/// pushed; the record and the error name what was and was not applied; exit status 1.
+#[test]
+fn docker_push_failure_partway_applies_no_tags() {
+    let Some((host, _turn)) = docker_host() else {
+        return;
+    };
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let repo = format!("{}/layers-partial", reg.host);
+    let gone = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("127.0.0.1:{}/gone", l.local_addr().unwrap().port())
+    };
+    let d = project(&repo, "");
+    let p = d.path();
+    let config = std::fs::read_to_string(p.join("strata.toml")).unwrap();
+    let app_tags = r#"tags = ["{registry}:app-{short_sha}", "{registry}:latest"]"#;
+    assert!(config.contains(app_tags), "{config}");
+    write(
+        p,
+        "strata.toml",
+        &config.replace(
+            app_tags,
+            &format!(r#"tags = ["{gone}:app-{{short_sha}}", "{gone}:latest"]"#),
+        ),
+    );
+    git(p, &["commit", "-qam", "app in another registry"]);
+    let env = [("DOCKER_HOST", host.as_str())];
+    let o = strata(p, &["build", "--all", "--push", "--json"], &env);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let r = record(p, &String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "built"), ("tooling", "built")])
+    );
+    assert_eq!(r["success"], false);
+    let key = |image: &str| {
+        let k = r["images"][image]["input_key"].as_str().unwrap();
+        format!("sk-{}", &k["sha256:".len().."sha256:".len() + 24])
+    };
+    let (sk_base, sk_tooling, sk_app) = (key("base"), key("tooling"), key("app"));
+    let error = r["error"].as_str().expect("the record says why");
+    for want in [
+        format!("pushing the content of app as {gone}:{sk_app} failed: "),
+        "No tag was applied, locally or in a registry.".to_string(),
+        format!(
+            "Applied: image content under key tags: {repo}:{sk_base}, {repo}:{sk_tooling}; local tags: none; pushed tags: none."
+        ),
+        format!(
+            "Not applied: image content under key tags: {gone}:{sk_app}; local tags: {repo}:base-"
+        ),
+        format!("{repo}:base-stable, {repo}:tooling-"),
+        format!("{gone}:latest; pushed tags: {repo}:base-"),
+    ] {
+        assert!(error.contains(&want), "{want}\nin: {error}");
+    }
+    assert!(stderr.contains(error), "the error is printed:\n{stderr}");
+    // The working registry holds the content of base and tooling under key tags only.
+    let mut tags = reg.client("layers-partial").list_tags().unwrap();
+    tags.sort();
+    let mut want = vec![sk_base.clone(), sk_tooling.clone()];
+    want.sort();
+    assert_eq!(tags, want, "no user-facing tag was pushed");
+    // No user-facing tag was applied to the engine's images.
+    for (name, i) in r["images"].as_object().unwrap() {
+        assert_eq!(i["tags"], serde_json::json!([]), "{name}");
+    }
+    for reference in [
+        format!("{repo}:base-stable"),
+        format!("{repo}:tooling-stable"),
+        format!("{gone}:latest"),
+    ] {
+        let inspect = Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", &host)
+            .args(["image", "inspect", &reference])
+            .output()
+            .unwrap();
+        assert!(!inspect.status.success(), "{reference} must not be tagged");
+    }
+}
+
 #[test]
 fn docker_reuses_from_the_registry_on_a_clean_engine() {
-    let Some(host) = docker_host() else { return };
+    let Some((host, _turn)) = docker_host() else {
+        return;
+    };
     let Some(reg) = TestRegistry::start() else {
         return;
     };
@@ -391,7 +736,9 @@ fn docker_reuses_from_the_registry_on_a_clean_engine() {
 /// change does not reach, and `registry-cache = false` turns that off.
 #[test]
 fn docker_fresh_runner_reruns_only_the_steps_a_change_reaches() {
-    let Some(host) = docker_host() else { return };
+    let Some((host, _turn)) = docker_host() else {
+        return;
+    };
     let Some(reg) = TestRegistry::start() else {
         return;
     };

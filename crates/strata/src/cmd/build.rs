@@ -1,6 +1,7 @@
 //! `strata build`: builds a layered image set (`strata.toml`) with a real engine, in
 //! dependency order, reusing images whose input key already exists, tagging only after every
-//! image succeeded, and writing a build record.
+//! image succeeded (and, with --push, every image's content is in its registry), and writing
+//! a build record.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,9 +38,12 @@ of every context file it COPYs, its build settings and inputs, and its parent's 
 image whose key already exists - the local image strata-local/<image>:<key> (labelled
 dev.strata.input-key=<key>), or the tag <repo>:sk-<key> in its registry - is reused, not
 rebuilt; a registry image is pulled only when it is asked for or something is built on it. A parent's reference goes to
-its children in the build arg named by from-arg (default BASE_IMAGE). Tags are applied (and
-pushed with --push) only after every image of the run succeeded. Each run writes a JSON
-record under .strata/builds/ (see strata report).
+its children in the build arg named by from-arg (default BASE_IMAGE). Tags are applied only
+after every image of the run succeeded. With --push, every image's content is pushed first,
+under its key tag only; its tags are applied locally and pushed only once all of those
+pushes succeeded, so a registry that fails partway leaves no tag of the run applied. A
+failure after that point (a tag push) names every tag that was and was not applied. Each run
+writes a JSON record under .strata/builds/ (see strata report).
 
 An image that must be rebuilt need not start from nothing on a fresh runner: with the docker
 engine, strata builds with BuildKit's inline cache (BUILDKIT_INLINE_CACHE=1) and passes the
@@ -55,8 +59,9 @@ network, network = \"host\".
 On a terminal, a progress view shows each image queued, running (elapsed time, latest log
 line) or done, below the prefixed log; otherwise the prefixed log lines only.
 
-Exit status: 0 every image built or reused, 1 a build, tag or push failed (nothing tagged),
-2 bad strata.toml, image name or revision.";
+Exit status: 0 every image built or reused, 1 a build failed (nothing tagged) or a tag or
+push failed (the message says what was and was not applied), 2 bad strata.toml, image name
+or revision.";
 
 /// Arguments of `strata build`.
 #[derive(Debug, Args)]
@@ -71,7 +76,7 @@ pub struct BuildArgs {
     /// The engine [default: [build] engine in strata.toml, else docker].
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
-    /// Push the tags (and key tags) after every image succeeded.
+    /// Push the images (under key tags first, then their tags) after every image succeeded.
     #[arg(long)]
     pub push: bool,
     /// Images built at once [default: [build] jobs, else 2].
@@ -243,16 +248,18 @@ pub fn run(args: BuildArgs) -> CmdResult {
         }
         println!(
             "{} in {:.1}s",
-            if record.success {
-                "done"
-            } else {
-                "FAILED (no tags applied)"
+            match (record.success, &record.error) {
+                (true, _) => "done",
+                (false, Some(_)) => "FAILED (publishing: see the error)",
+                (false, None) => "FAILED (no tags applied)",
             },
             record.duration_ms as f64 / 1000.0
         );
     }
     if record.success {
         Ok(ExitCode::SUCCESS)
+    } else if let Some(e) = &record.error {
+        Err(work(anyhow::anyhow!("publishing failed: {e}")))
     } else {
         Err(work(anyhow::anyhow!(
             "the build failed: {}",

@@ -30,6 +30,14 @@ stays. Creation time comes from the image config. Deleting needs the registry to
 (distribution: storage.delete.enabled: true); blobs are freed by the registry's own
 garbage-collect.
 
+Key tags (sk-<24 hex>, pushed by strata build --push next to every tag so later builds can
+reuse the image) are strata's bookkeeping: no rule is asked about a key tag whose manifest
+has other tags, and it goes with that manifest when all of those go. A manifest left with
+only key tags (its tags moved to newer images) is kept, since builds can still reuse it,
+unless a protect glob or a keep rule whose glob starts with sk- says otherwise, e.g.
+  keep = [..., { tags = \"sk-*\", max-age = \"30d\" }]
+(a catch-all such as { tags = \"*\", newest = 5 } does not decide key tags).
+
 Exit status: 0 success, 1 a registry request failed, 2 bad strata.toml or --registry.";
 
 /// Arguments of `strata gc`.
