@@ -809,3 +809,235 @@ fn arch_filter_and_unfetchable_entries() {
         "{summary}"
     );
 }
+
+#[test]
+fn shrinkwrap_and_named_pylock_files_are_read_like_their_plain_names() {
+    let files = Files::new(2, 2_000);
+    let up = files.serve(UpstreamBuilder::new()).start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plain = files.write_lockfiles(&dir.path().join("src"), &up);
+    let renamed = dir.path().join("renamed");
+    std::fs::create_dir_all(&renamed).unwrap();
+    let mut lockfiles = Vec::new();
+    for path in &plain {
+        let name = match path.file_name().unwrap().to_str().unwrap() {
+            "pylock.toml" => "pylock.web.toml",
+            "package-lock.json" => "npm-shrinkwrap.json",
+            other => other,
+        };
+        std::fs::copy(path, renamed.join(name)).unwrap();
+        lockfiles.push(renamed.join(name));
+    }
+    let out = dir.path().join("out");
+    let result = run(fetch_json(&dir.path().join("cache"), &out).args(&lockfiles));
+    assert_eq!(result.status.code(), Some(0));
+    for (path, bytes) in files.expected_outputs() {
+        assert_eq!(std::fs::read(out.join(&path)).unwrap(), bytes, "{path}");
+    }
+    // `pylock.toml.bak` or `my-package-lock.json` are not lockfile names.
+    for bad in ["pylock.toml.bak", "my-package-lock.json", "pylock..toml"] {
+        std::fs::copy(&plain[0], dir.path().join(bad)).unwrap();
+        let result = run(strata()
+            .args(["fetch", "-o"])
+            .arg(dir.path().join("never"))
+            .arg(dir.path().join(bad)));
+        assert_eq!(result.status.code(), Some(2), "{bad}");
+    }
+    assert!(!dir.path().join("never").exists());
+}
+
+/// Mounts a tmpfs of `size` at `dir` (root only); `None` (after a loud SKIP) when that is
+/// impossible and STRATA_TEST_REQUIRE_ALL is unset.
+fn small_tmpfs(dir: &Path, size: &str) -> Option<TmpfsGuard> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var("STRATA_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
+            "mounting a tmpfs needs root (STRATA_TEST_REQUIRE_ALL=1)"
+        );
+        eprintln!("SKIP: cannot mount a tmpfs (not root)");
+        return None;
+    }
+    Some(TmpfsGuard(dir.to_path_buf()))
+}
+
+/// Unmounts its tmpfs when dropped.
+struct TmpfsGuard(std::path::PathBuf);
+
+impl Drop for TmpfsGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_cache_disk_fails_those_artifacts_with_exit_1_and_keeps_nothing_partial() {
+    let files = Files::new(2, 300_000);
+    let up = files.serve(UpstreamBuilder::new()).start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let cache = dir.path().join("cache");
+    // Room for a few of the eight 300 KB artifacts, not all of them.
+    let Some(_tmpfs) = small_tmpfs(&cache, "1m") else {
+        return;
+    };
+    let out = dir.path().join("out");
+    let result = run(fetch_json(&cache, &out)
+        .args(["--jobs", "1"])
+        .args(&lockfiles));
+    assert_eq!(result.status.code(), Some(1));
+    let summary = json(&result);
+    let failed = summary["failed"].as_array().unwrap();
+    assert!(!failed.is_empty(), "{summary}");
+    for f in failed {
+        assert!(
+            f["error"].as_str().unwrap().contains("no space left"),
+            "{f}"
+        );
+    }
+    assert_eq!(
+        summary["downloaded"].as_u64().unwrap() + failed.len() as u64,
+        files.count() as u64,
+        "{summary}"
+    );
+    assert_eq!(
+        std::fs::read_dir(cache.join("v1/tmp")).unwrap().count(),
+        0,
+        "nothing partial is kept"
+    );
+    assert!(
+        !out.join("bom.json").exists(),
+        "an incomplete output is not marked complete"
+    );
+    let verify = run(strata()
+        .args(["cache", "--cache-dir"])
+        .arg(&cache)
+        .arg("verify"));
+    assert_eq!(verify.status.code(), Some(0));
+}
+
+#[test]
+fn cache_dir_stats_and_gc_from_the_command_line() {
+    let files = Files::new(1, 50_000);
+    let up = files.serve(UpstreamBuilder::new()).start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let cache = dir.path().join("cache");
+    let fetched = run(fetch_json(&cache, &dir.path().join("out")).args(&lockfiles));
+    assert_eq!(fetched.status.code(), Some(0));
+    let cache_cmd = |args: &[&str]| {
+        run(strata()
+            .args(["cache", "--cache-dir"])
+            .arg(&cache)
+            .args(args))
+    };
+    let printed = cache_cmd(&["dir"]);
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout).trim(),
+        cache.to_str().unwrap()
+    );
+    // STRATA_CACHE_DIR is the default when no --cache-dir is given.
+    let from_env = run(strata()
+        .env("STRATA_CACHE_DIR", &cache)
+        .args(["cache", "dir"]));
+    assert_eq!(
+        String::from_utf8_lossy(&from_env.stdout).trim(),
+        cache.to_str().unwrap()
+    );
+    let stats = json(&cache_cmd(&["stats", "--format", "json"]));
+    let entries = stats["entries"].as_u64().unwrap();
+    assert!(entries >= files.count() as u64, "{stats}");
+    let bytes = stats["bytes"].as_u64().unwrap();
+    assert!(bytes >= 4 * 50_000, "{stats}");
+    // A dry run removes nothing; a size cap then evicts until the cache fits.
+    let dry = json(&cache_cmd(&[
+        "gc",
+        "--max-size",
+        "60K",
+        "--dry-run",
+        "--format",
+        "json",
+    ]));
+    assert!(dry["removed"].as_u64().unwrap() > 0, "{dry}");
+    let after_dry = json(&cache_cmd(&["stats", "--format", "json"]));
+    assert_eq!(after_dry["entries"].as_u64().unwrap(), entries);
+    let gc = json(&cache_cmd(&["gc", "--max-size", "60K", "--format", "json"]));
+    assert_eq!(gc["removed"], dry["removed"], "{gc}");
+    let after = json(&cache_cmd(&["stats", "--format", "json"]));
+    assert!(after["bytes"].as_u64().unwrap() <= 60 * 1024, "{after}");
+    assert_eq!(
+        after["entries"].as_u64().unwrap(),
+        entries - gc["removed"].as_u64().unwrap()
+    );
+    // A bad size is an input error.
+    assert_eq!(
+        cache_cmd(&["gc", "--max-size", "10Q"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn env_and_inject_files_from_the_command_line() {
+    let files = Files::new(1, 2_000);
+    let up = files.serve(UpstreamBuilder::new()).start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let out = dir.path().join("out");
+    let fetched = run(fetch_json(&dir.path().join("cache"), &out).args(&lockfiles));
+    assert_eq!(fetched.status.code(), Some(0));
+    let env = run(strata()
+        .args([
+            "env",
+            "--for-output-dir",
+            "/cachi2/output",
+            "--format",
+            "json",
+        ])
+        .arg(&out));
+    assert_eq!(env.status.code(), Some(0));
+    let vars = json(&env);
+    let value = |name: &str| {
+        vars.as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .map(|v| v["value"].clone())
+    };
+    assert_eq!(
+        value("PIP_FIND_LINKS"),
+        Some("/cachi2/output/deps/pip".into()),
+        "{vars}"
+    );
+    assert_eq!(value("PIP_NO_INDEX"), Some("true".into()), "{vars}");
+    let sh = run(strata().arg("env").arg(&out));
+    let text = String::from_utf8_lossy(&sh.stdout);
+    assert!(
+        text.contains(&format!("export PIP_FIND_LINKS={}/deps/pip", out.display())),
+        "{text}"
+    );
+    // inject-files points the project's package-lock.json at the output's tarballs.
+    let injected = run(strata()
+        .args(["inject-files", "--for-output-dir", "/cachi2/output"])
+        .arg(&out));
+    assert_eq!(injected.status.code(), Some(0));
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&lockfiles[1]).unwrap()).unwrap();
+    let resolved: Vec<&str> = lock["packages"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|p| p["resolved"].as_str())
+        .collect();
+    assert!(!resolved.is_empty());
+    for r in resolved {
+        assert!(r.starts_with("file:///cachi2/output/deps/npm/"), "{r}");
+    }
+    // Not an output directory: exit 2.
+    let missing = run(strata().arg("env").arg(dir.path().join("nope")));
+    assert_eq!(missing.status.code(), Some(2));
+}
