@@ -23,8 +23,8 @@
 //! inputs = ["scripts/tooling/**"]       # extra inputs beyond what the Dockerfile reads
 //! args = { VERSION = "1" }              # build args
 //! target = "final"                      # build target stage
-//! cache-from = ["type=registry,ref=…"]  # passed through
-//! cache-to = []                         # passed through
+//! cache-from = ["127.0.0.1:5000/cache"] # layer cache source(s), as the engine takes them
+//! cache-to = ["127.0.0.1:5000/cache"]   # (checked before a build: crate::engine::check_cache)
 //!
 //! [retention]
 //! keep = [{ tags = "pr-*", max-age = "7d" }]
@@ -127,10 +127,10 @@ pub struct ImageConfig {
     pub args: BTreeMap<String, String>,
     /// Build target stage.
     pub target: Option<String>,
-    /// `--cache-from` values.
-    pub cache_from: Vec<String>,
-    /// `--cache-to` values.
-    pub cache_to: Vec<String>,
+    /// `--cache-from` values, with the line each is on.
+    pub cache_from: Vec<(String, usize)>,
+    /// `--cache-to` values, with the line each is on.
+    pub cache_to: Vec<(String, usize)>,
 }
 
 impl ImageConfig {
@@ -198,9 +198,9 @@ struct RawImage {
     args: BTreeMap<String, String>,
     target: Option<String>,
     #[serde(default)]
-    cache_from: Vec<String>,
+    cache_from: Vec<Spanned<String>>,
     #[serde(default)]
-    cache_to: Vec<String>,
+    cache_to: Vec<Spanned<String>>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -379,8 +379,16 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError
                     .collect(),
                 args: r.args.clone(),
                 target: r.target.clone(),
-                cache_from: r.cache_from.clone(),
-                cache_to: r.cache_to.clone(),
+                cache_from: r
+                    .cache_from
+                    .iter()
+                    .map(|c| (c.get_ref().clone(), line_of(text, c.span().start)))
+                    .collect(),
+                cache_to: r
+                    .cache_to
+                    .iter()
+                    .map(|c| (c.get_ref().clone(), line_of(text, c.span().start)))
+                    .collect(),
             },
         );
     }

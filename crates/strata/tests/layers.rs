@@ -872,3 +872,153 @@ fn buildah_build_and_reuse() {
 fn podman_build_and_reuse() {
     daemonless("podman");
 }
+
+/// Layer cache settings an engine cannot honour fail before anything is built, with exit
+/// status 2 and the `strata.toml` key and line: `docker build` (Docker 20.10 without buildx)
+/// has no --cache-to and takes image references as --cache-from, buildah takes a repository
+/// without a tag. No engine is needed: nothing runs.
+#[test]
+fn build_refuses_cache_settings_the_engine_cannot_honour() {
+    let d = project("127.0.0.1:1/unused", "");
+    let p = d.path();
+    let config = std::fs::read_to_string(p.join("strata.toml")).unwrap();
+    let anchor = "from-arg = \"TOOLING_IMAGE\"\n";
+    assert!(config.contains(anchor), "{config}");
+    let line = config[..config.find(anchor).unwrap()].lines().count() + 2;
+    for (engine, setting, value, want) in [
+        (
+            "docker",
+            "cache-to",
+            "127.0.0.1:5000/cache",
+            "has no --cache-to",
+        ),
+        (
+            "docker",
+            "cache-from",
+            "type=registry,ref=127.0.0.1:5000/cache",
+            "is buildx syntax",
+        ),
+        (
+            "buildah",
+            "cache-from",
+            "127.0.0.1:5000/cache:latest",
+            "names a tag or digest",
+        ),
+    ] {
+        write(
+            p,
+            "strata.toml",
+            &config.replace(anchor, &format!("{anchor}{setting} = [\"{value}\"]\n")),
+        );
+        let o = strata(
+            p,
+            &["build", "--all", "--no-registry-lookup", "--engine", engine],
+            // No engine answers here: a check that ran after the engine would fail otherwise.
+            &[
+                ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+                ("STRATA_BUILDAH", "/nonexistent/buildah"),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{engine} {setting}: {stderr}");
+        let prefix = format!("strata.toml:{line}: image.app.{setting}: ");
+        assert!(
+            stderr.contains(&prefix) && stderr.contains(want),
+            "{engine} {setting}: want {prefix}…{want} in:\n{stderr}"
+        );
+        assert!(!p.join(".strata/builds").exists(), "nothing was built");
+    }
+}
+
+/// buildah with `cache-to` and `cache-from` a repository of a loopback registry: the first
+/// build pushes its layer cache there, and a second build on fresh, empty local storage (a
+/// fresh runner) takes every step from that cache: the app's RUN does not run again.
+#[test]
+fn buildah_layer_cache_in_a_registry_serves_a_fresh_runner() {
+    if !Path::new("/usr/bin/buildah").exists() || !Path::new("/bin/busybox").exists() {
+        missing("/usr/bin/buildah missing (apt-get install buildah busybox-static)");
+        return;
+    }
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let cache = format!("{}/layers-cache", reg.host);
+    let d = project(
+        "127.0.0.1:1/unused",
+        "storage-driver = \"vfs\"\nisolation = \"chroot\"",
+    );
+    let p = d.path();
+    let settings = format!("cache-from = [\"{cache}\"]\ncache-to = [\"{cache}\"]\n");
+    let config = std::fs::read_to_string(p.join("strata.toml"))
+        .unwrap()
+        .replace("\ntags = [", &format!("\n{settings}tags = ["));
+    assert_eq!(config.matches("cache-to =").count(), 3, "{config}");
+    write(p, "strata.toml", &config);
+    let marker = format!("APP-RUN-{}", std::process::id());
+    write(p, "src/main.txt", &format!("{marker}\n"));
+    git(p, &["commit", "-qam", "layer cache in the registry"]);
+    // Each build on its own empty storage.
+    let storage = |name: &str| {
+        let root = p.join(name);
+        let conf = p.join(format!("{name}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}/graph\"\nrunroot = \"{}/run\"\n",
+                root.display(),
+                root.display()
+            ),
+        )
+        .unwrap();
+        conf
+    };
+    let args = [
+        "build",
+        "--all",
+        "--json",
+        "--no-registry-lookup",
+        "--engine",
+        "buildah",
+    ];
+    let first = storage("storage-1");
+    let o = strata(
+        p,
+        &args,
+        &[("CONTAINERS_STORAGE_CONF", first.to_str().unwrap())],
+    );
+    let r = record(p, &ok(&o));
+    let log = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "built"), ("tooling", "built")])
+    );
+    assert!(log.contains(&marker), "the app's RUN ran:\n{log}");
+    assert!(
+        log.contains(&format!("--> Pushing cache {cache}:")),
+        "the layer cache went to the registry:\n{log}"
+    );
+    let tags = reg.client("layers-cache").list_tags().unwrap();
+    assert!(tags.len() >= 3, "cache images in the registry: {tags:?}");
+
+    let second = storage("storage-2");
+    let o = strata(
+        p,
+        &args,
+        &[("CONTAINERS_STORAGE_CONF", second.to_str().unwrap())],
+    );
+    let r = record(p, &ok(&o));
+    let log = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "built"), ("tooling", "built")]),
+        "fresh storage: nothing to reuse locally"
+    );
+    assert!(
+        log.contains(&format!("[app] --> Cache pulled from remote {cache}:")),
+        "the app's steps came from the registry's layer cache:\n{log}"
+    );
+    assert!(
+        !log.contains(&marker),
+        "the app's RUN did not run again:\n{log}"
+    );
+}
