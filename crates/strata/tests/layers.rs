@@ -1022,3 +1022,139 @@ fn buildah_layer_cache_in_a_registry_serves_a_fresh_runner() {
         "the app's RUN did not run again:\n{log}"
     );
 }
+
+/// A diamond (base → a, base → b) with `--jobs 2`: a and b, each with a RUN that sleeps two
+/// seconds, build at the same time (their intervals in the record overlap). a's configured
+/// build arg reaches its Dockerfile and its `target` stage, not the last one, is what is
+/// built.
+#[test]
+fn docker_diamond_builds_siblings_in_parallel_with_args_and_target() {
+    let Some((host, _turn)) = docker_host() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let nonce = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    std::fs::copy("/bin/busybox", p.join("busybox")).unwrap();
+    write(p, "nonce", &nonce);
+    write(
+        p,
+        "strata.toml",
+        r#"[build]
+network = "host"
+[image.base]
+file = "Dockerfile.base"
+[image.a]
+file = "Dockerfile.a"
+from = "base"
+args = { GREETING = "hello from strata.toml" }
+target = "picked"
+[image.b]
+file = "Dockerfile.b"
+from = "base"
+"#,
+    );
+    write(
+        p,
+        "Dockerfile.base",
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCOPY nonce /etc/nonce\n",
+    );
+    write(
+        p,
+        "Dockerfile.a",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE} AS picked\nARG GREETING=unset\n\
+         RUN echo \"$GREETING\" > /greeting && sleep 2\n\
+         FROM picked AS last\nRUN echo last > /last-stage\n",
+    );
+    write(
+        p,
+        "Dockerfile.b",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo b > /b && sleep 2\n",
+    );
+    git(p, &["init", "-q", "-b", "main"]);
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "-qm", "diamond"]);
+    let env = [("DOCKER_HOST", host.as_str())];
+    let o = strata(
+        p,
+        &[
+            "build",
+            "--all",
+            "--json",
+            "--jobs",
+            "2",
+            "--no-registry-lookup",
+        ],
+        &env,
+    );
+    let r = record(p, &ok(&o));
+    assert_eq!(
+        statuses(&r),
+        s(&[("a", "built"), ("b", "built"), ("base", "built")])
+    );
+    let span = |n: &str| {
+        let i = &r["images"][n];
+        (
+            i["start_ms"].as_u64().unwrap(),
+            i["end_ms"].as_u64().unwrap(),
+        )
+    };
+    let (base, a, b) = (span("base"), span("a"), span("b"));
+    assert!(
+        base.1 <= a.0 && base.1 <= b.0,
+        "a and b start after base: {base:?} {a:?} {b:?}"
+    );
+    assert!(
+        a.0 < b.1 && b.0 < a.1,
+        "a {a:?} and b {b:?} ran at the same time"
+    );
+    // What a's image holds: the arg's value, and nothing from the stage after the target.
+    let docker = |args: &[&str]| {
+        Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", &host)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let id = r["images"]["a"]["image_id"].as_str().unwrap();
+    let created = docker(&["create", id, "/bin/true"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let cid = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    let out = tempfile::tempdir().unwrap();
+    let greeting = out.path().join("greeting");
+    let cp = docker(&[
+        "cp",
+        &format!("{cid}:/greeting"),
+        greeting.to_str().unwrap(),
+    ]);
+    let last = docker(&[
+        "cp",
+        &format!("{cid}:/last-stage"),
+        out.path().to_str().unwrap(),
+    ]);
+    docker(&["rm", "-f", &cid]);
+    assert!(
+        cp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cp.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&greeting).unwrap(),
+        "hello from strata.toml\n"
+    );
+    assert!(
+        !last.status.success(),
+        "the stage after the target was not built into a"
+    );
+}
