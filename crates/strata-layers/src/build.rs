@@ -165,6 +165,20 @@ pub fn run(config: &Config, opts: &BuildOptions<'_>) -> Result<Record, LayersErr
             t.map_err(|e| LayersError::Usage(format!("image.{n}.tags: {e}")))?,
         );
     }
+    // Layer cache settings the engine cannot honour fail before anything is built.
+    for n in &plan.images {
+        let image = &config.images[n];
+        crate::engine::check_cache(opts.engine.kind, &image.cache_from, &image.cache_to).map_err(
+            |p| {
+                LayersError::Config(crate::ConfigError {
+                    path: config.path.clone(),
+                    line: Some(p.line),
+                    key: Some(format!("image.{n}.{}", p.setting)),
+                    message: p.message,
+                })
+            },
+        )?;
+    }
     let mut record = Record {
         id: format!(
             "{}-{}",
@@ -741,7 +755,7 @@ fn one_image(
         if let Some(p) = parent_ref {
             build_args.insert(image.from_arg.clone(), p);
         }
-        let mut cache_from = image.cache_from.clone();
+        let mut cache_from: Vec<String> = image.cache_from.iter().map(|(c, _)| c.clone()).collect();
         if engine.kind == crate::config::EngineKind::Docker
             && config.build.registry_cache != Some(false)
         {
@@ -765,7 +779,7 @@ fn one_image(
                 (IMAGE_LABEL.to_string(), name.to_string()),
             ]),
             cache_from,
-            cache_to: image.cache_to.clone(),
+            cache_to: image.cache_to.iter().map(|(c, _)| c.clone()).collect(),
         };
         let cache_note = if req.cache_from.is_empty() {
             String::new()

@@ -23,8 +23,8 @@
 //! inputs = ["scripts/tooling/**"]       # extra inputs beyond what the Dockerfile reads
 //! args = { VERSION = "1" }              # build args
 //! target = "final"                      # build target stage
-//! cache-from = ["type=registry,ref=…"]  # passed through
-//! cache-to = []                         # passed through
+//! cache-from = ["127.0.0.1:5000/cache"] # layer cache source(s), as the engine takes them
+//! cache-to = ["127.0.0.1:5000/cache"]   # (checked before a build: crate::engine::check_cache)
 //!
 //! [retention]
 //! keep = [{ tags = "pr-*", max-age = "7d" }]
@@ -127,10 +127,10 @@ pub struct ImageConfig {
     pub args: BTreeMap<String, String>,
     /// Build target stage.
     pub target: Option<String>,
-    /// `--cache-from` values.
-    pub cache_from: Vec<String>,
-    /// `--cache-to` values.
-    pub cache_to: Vec<String>,
+    /// `--cache-from` values, with the line each is on.
+    pub cache_from: Vec<(String, usize)>,
+    /// `--cache-to` values, with the line each is on.
+    pub cache_to: Vec<(String, usize)>,
 }
 
 impl ImageConfig {
@@ -198,13 +198,75 @@ struct RawImage {
     args: BTreeMap<String, String>,
     target: Option<String>,
     #[serde(default)]
-    cache_from: Vec<String>,
+    cache_from: Vec<Spanned<String>>,
     #[serde(default)]
-    cache_to: Vec<String>,
+    cache_to: Vec<Spanned<String>>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The dotted key (`image.app.args`) whose key or value covers `span` most narrowly, for
+/// errors that serde reports with a position but without the key. `None` when the text does
+/// not parse or no key covers the span.
+fn key_at(text: &str, span: &std::ops::Range<usize>) -> Option<String> {
+    fn covers(outer: &std::ops::Range<usize>, inner: &std::ops::Range<usize>) -> bool {
+        outer.start <= inner.start && inner.end <= outer.end
+    }
+    fn walk(
+        table: &toml::de::DeTable<'_>,
+        path: &mut Vec<String>,
+        span: &std::ops::Range<usize>,
+        best: &mut Option<(usize, String)>,
+    ) {
+        for (k, v) in table.iter() {
+            path.push(k.get_ref().to_string());
+            let width = [k.span(), v.span()]
+                .into_iter()
+                .filter(|s| covers(s, span))
+                .map(|s| s.len())
+                .min();
+            if let Some(w) = width
+                && best.as_ref().is_none_or(|(b, _)| w <= *b)
+            {
+                *best = Some((w, path.join(".")));
+            }
+            walk_value(v.get_ref(), path, span, best);
+            path.pop();
+        }
+    }
+    fn walk_value(
+        v: &toml::de::DeValue<'_>,
+        path: &mut Vec<String>,
+        span: &std::ops::Range<usize>,
+        best: &mut Option<(usize, String)>,
+    ) {
+        match v {
+            toml::de::DeValue::Table(t) => walk(t, path, span, best),
+            toml::de::DeValue::Array(a) => {
+                for e in a.iter() {
+                    walk_value(e.get_ref(), path, span, best);
+                }
+            }
+            _ => {}
+        }
+    }
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut best = None;
+    walk(doc.get_ref(), &mut Vec::new(), span, &mut best);
+    best.map(|(_, k)| k)
+}
+
+/// The line of the value at a dotted key path (`["build", "jobs"]`), if the text has it.
+fn value_line(text: &str, path: &[&str]) -> Option<usize> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let (last, tables) = path.split_last()?;
+    let mut table = doc.get_ref();
+    for k in tables {
+        table = table.get(*k)?.get_ref().as_table()?;
+    }
+    Some(line_of(text, table.get(*last)?.span().start))
 }
 
 /// Reads and validates a `strata.toml`.
@@ -239,7 +301,8 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError
     };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start));
-        err(line, None, e.message().trim().to_string())
+        let key = e.span().and_then(|s| key_at(text, &s));
+        err(line, key, e.message().trim().to_string())
     })?;
     let mut images = BTreeMap::new();
     for (name, spanned) in &raw.image {
@@ -316,8 +379,16 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError
                     .collect(),
                 args: r.args.clone(),
                 target: r.target.clone(),
-                cache_from: r.cache_from.clone(),
-                cache_to: r.cache_to.clone(),
+                cache_from: r
+                    .cache_from
+                    .iter()
+                    .map(|c| (c.get_ref().clone(), line_of(text, c.span().start)))
+                    .collect(),
+                cache_to: r
+                    .cache_to
+                    .iter()
+                    .map(|c| (c.get_ref().clone(), line_of(text, c.span().start)))
+                    .collect(),
             },
         );
     }
@@ -375,9 +446,9 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError
     }
     if raw.build.jobs == Some(0) {
         return Err(err(
-            None,
+            value_line(text, &["build", "jobs"]),
             Some("build.jobs".into()),
-            "must be at least 1".into(),
+            "must be at least 1 (the number of images built at once)".into(),
         ));
     }
     Ok(Config {
@@ -577,7 +648,26 @@ protect = ["*-stable", "latest"]
                 Some(4),
                 "says nothing to keep",
             ),
-            ("registry = 3\n[image.a]\nfile = \"D\"\n", Some(1), "string"),
+            (
+                "registry = 3\n[image.a]\nfile = \"D\"\n",
+                Some(1),
+                "registry: invalid type: integer `3`, expected a string",
+            ),
+            (
+                "[build]\nengine = \"docker\"\njobs = 0\n[image.a]\nfile = \"D\"\n",
+                Some(3),
+                "strata.toml:3: build.jobs: must be at least 1",
+            ),
+            (
+                "[image.a]\nfile = \"D\"\n[image.b]\nfile = \"E\"\nargs = { X = 1 }\n",
+                Some(5),
+                "image.b.args.X: invalid type: integer `1`, expected a string",
+            ),
+            (
+                "[build]\njobs = \"two\"\n[image.a]\nfile = \"D\"\n",
+                Some(2),
+                "build.jobs: invalid type: string \"two\"",
+            ),
             ("", None, "no images"),
             ("[image.A]\nfile = \"D\"\n", Some(1), "image names"),
         ];

@@ -7,6 +7,14 @@
 //! inherited. For buildah and podman, `storage-driver` and `isolation` (from `[build]` in
 //! `strata.toml`, or `$STRATA_STORAGE_DRIVER` / `$STRATA_ISOLATION`) are passed when set;
 //! in an unprivileged container `vfs` and `chroot` are what work.
+//!
+//! Layer caches (`cache-from`, `cache-to` in an `[image]` table) are passed the way each
+//! engine takes them, and [`check_cache`] refuses, before anything is built, what an engine
+//! cannot honour: `docker build` (Debian's Docker 20.10, no buildx) has no `--cache-to` and
+//! takes image references as `--cache-from` (not buildx's `type=…,ref=…`); buildah 1.28 and
+//! podman 4.3 take one repository (no tag) each as `--cache-from REPO` / `--cache-to REPO`,
+//! and only with `--layers`, which strata then adds (with `--tls-verify=false` for a
+//! repository on loopback, as for pushes).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -137,11 +145,38 @@ impl Engine {
             a.push("--label".into());
             a.push(format!("{k}={v}"));
         }
-        for c in &r.cache_from {
-            a.push(format!("--cache-from={c}"));
-        }
-        for c in &r.cache_to {
-            a.push(format!("--cache-to={c}"));
+        match self.kind {
+            // `docker build` has no --cache-to: check_cache refuses it before a build, and
+            // the engine would refuse the flag.
+            EngineKind::Docker => {
+                for c in &r.cache_from {
+                    a.push(format!("--cache-from={c}"));
+                }
+                for c in &r.cache_to {
+                    a.push(format!("--cache-to={c}"));
+                }
+            }
+            EngineKind::Buildah | EngineKind::Podman => {
+                if !r.cache_from.is_empty() || !r.cache_to.is_empty() {
+                    // Without --layers both flags are silently ignored.
+                    a.push("--layers".into());
+                    if r.cache_from
+                        .iter()
+                        .chain(&r.cache_to)
+                        .any(|c| Self::insecure(c))
+                    {
+                        a.push("--tls-verify=false".into());
+                    }
+                }
+                for c in &r.cache_from {
+                    a.push("--cache-from".into());
+                    a.push(c.clone());
+                }
+                for c in &r.cache_to {
+                    a.push("--cache-to".into());
+                    a.push(c.clone());
+                }
+            }
         }
         a.push(r.context.display().to_string());
         a
@@ -502,6 +537,162 @@ impl Engine {
     }
 }
 
+/// Why an engine cannot honour an image's layer cache settings: the setting (`cache-from` or
+/// `cache-to`), the line of the offending value, and what is wrong with how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheProblem {
+    /// `cache-from` or `cache-to`.
+    pub setting: &'static str,
+    /// The line of the value in `strata.toml`.
+    pub line: usize,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Checks an image's `cache-from` and `cache-to` values (each with its line) against what
+/// the engine's build command accepts (see the module docs). Pure.
+pub fn check_cache(
+    kind: EngineKind,
+    cache_from: &[(String, usize)],
+    cache_to: &[(String, usize)],
+) -> Result<(), CacheProblem> {
+    let problem = |setting: &'static str, line: usize, message: String| CacheProblem {
+        setting,
+        line,
+        message,
+    };
+    let buildx = |v: &str| v.contains('=') || v.contains(',');
+    match kind {
+        EngineKind::Docker => {
+            if let Some((v, line)) = cache_to.first() {
+                return Err(problem(
+                    "cache-to",
+                    *line,
+                    format!(
+                        "the docker engine cannot export a layer cache to {v:?}: strata runs \
+                         `docker build` (Docker 20.10 without buildx), which has no --cache-to. \
+                         Remove it (with docker, [build] registry-cache, on by default, already \
+                         puts BuildKit's inline cache into the images strata pushes), or build \
+                         with engine = \"buildah\" or \"podman\", which push a layer cache to a \
+                         repository"
+                    ),
+                ));
+            }
+            for (v, line) in cache_from {
+                if buildx(v) {
+                    return Err(problem(
+                        "cache-from",
+                        *line,
+                        format!(
+                            "{v:?} is buildx syntax; `docker build` (Docker 20.10 without \
+                             buildx) takes an image reference here, e.g. \
+                             \"127.0.0.1:5000/app:base-stable\""
+                        ),
+                    ));
+                }
+                parse_reference(v).map_err(|m| problem("cache-from", *line, m))?;
+            }
+        }
+        EngineKind::Buildah | EngineKind::Podman => {
+            let engine = kind.name();
+            for (setting, values) in [("cache-from", cache_from), ("cache-to", cache_to)] {
+                if let Some((_, line)) = values.get(1) {
+                    return Err(problem(
+                        setting,
+                        *line,
+                        format!(
+                            "{engine} takes one {setting} repository (its --{setting} is a \
+                             single value: a second would silently replace the first); keep one"
+                        ),
+                    ));
+                }
+                for (v, line) in values {
+                    if buildx(v) {
+                        return Err(problem(
+                            setting,
+                            *line,
+                            format!(
+                                "{v:?} is buildx syntax; {engine} takes a repository here (no \
+                                 tag), e.g. \"127.0.0.1:5000/app-cache\""
+                            ),
+                        ));
+                    }
+                    let (repo, tag, digest) =
+                        parse_reference(v).map_err(|m| problem(setting, *line, m))?;
+                    if tag.is_some() || digest.is_some() {
+                        return Err(problem(
+                            setting,
+                            *line,
+                            format!(
+                                "{v:?} names a tag or digest; {engine} keeps its layer cache \
+                                 under tags of its own: give the repository alone ({repo:?})"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits an image reference into repository, tag and digest, or says why it is not one.
+fn parse_reference(v: &str) -> Result<(&str, Option<&str>, Option<&str>), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "{v:?} is not an image reference ({why}), e.g. \"127.0.0.1:5000/app-cache\""
+        ))
+    };
+    if v.is_empty() || v.chars().any(|c| c.is_whitespace()) {
+        return bad("empty or with spaces");
+    }
+    let (name, digest) = match v.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (v, None),
+    };
+    if let Some(d) = digest
+        && !d
+            .split_once(':')
+            .is_some_and(|(a, h)| !a.is_empty() && !h.is_empty())
+    {
+        return bad("a digest is algorithm:hex");
+    }
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    let (repo, tag) = match name[last_slash..].find(':') {
+        Some(i) => (&name[..last_slash + i], Some(&name[last_slash + i + 1..])),
+        None => (name, None),
+    };
+    if let Some(t) = tag
+        && (t.is_empty()
+            || t.len() > 128
+            || t.starts_with(['.', '-'])
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return bad("a tag is letters, digits, '_', '.', '-'");
+    }
+    let parts: Vec<&str> = repo.split('/').collect();
+    let host = parts.len() > 1
+        && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost");
+    for (i, p) in parts.iter().enumerate() {
+        let ok = if i == 0 && host {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+        } else {
+            !p.is_empty()
+                && p.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+                })
+        };
+        if !ok {
+            return bad("repository path components are lowercase letters, digits, '.', '_', '-'");
+        }
+    }
+    Ok((repo, tag, digest))
+}
+
 fn tempfile_name() -> String {
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -542,54 +733,183 @@ mod tests {
             build_args: BTreeMap::from([("BASE_IMAGE".into(), "strata-local/base:k".into())]),
             target: Some("final".into()),
             labels: BTreeMap::from([("dev.strata.input-key".into(), "sha256:k".into())]),
-            cache_from: vec!["type=registry,ref=127.0.0.1:5000/c".into()],
+            cache_from: vec![],
             cache_to: vec![],
+        }
+    }
+
+    fn engine(kind: EngineKind, options: bool) -> Engine {
+        let some = |v: &str| options.then(|| v.to_string());
+        Engine {
+            kind,
+            bin: kind.name().into(),
+            network: some("host"),
+            storage_driver: some("vfs"),
+            isolation: some("chroot"),
         }
     }
 
     #[test]
     fn command_table() {
-        let tail = "-f df/Dockerfile -t strata-local/app:abc --build-arg BASE_IMAGE=strata-local/base:k --target final --label dev.strata.input-key=sha256:k --cache-from=type=registry,ref=127.0.0.1:5000/c ctx";
-        for (engine, want) in [
+        let head = "-f df/Dockerfile -t strata-local/app:abc --build-arg BASE_IMAGE=strata-local/base:k --target final --label dev.strata.input-key=sha256:k";
+        let with = |from: &[&str], to: &[&str]| BuildRequest {
+            cache_from: from.iter().map(|s| s.to_string()).collect(),
+            cache_to: to.iter().map(|s| s.to_string()).collect(),
+            ..req()
+        };
+        let cases = [
             (
-                Engine {
-                    kind: EngineKind::Docker,
-                    bin: "docker".into(),
-                    network: Some("host".into()),
-                    storage_driver: Some("vfs".into()),
-                    isolation: Some("chroot".into()),
-                },
-                format!("build --progress=plain --network=host {tail}"),
+                engine(EngineKind::Docker, true),
+                req(),
+                format!("build --progress=plain --network=host {head} ctx"),
             ),
             (
-                Engine {
-                    kind: EngineKind::Buildah,
-                    bin: "buildah".into(),
-                    network: Some("host".into()),
-                    storage_driver: Some("vfs".into()),
-                    isolation: Some("chroot".into()),
-                },
+                engine(EngineKind::Docker, false),
+                with(
+                    &["127.0.0.1:5000/app:base-stable", "127.0.0.1:5000/app:pr-1"],
+                    &[],
+                ),
                 format!(
-                    "--storage-driver vfs bud --isolation=chroot --pull=missing --network=host {tail}"
+                    "build --progress=plain {head} --cache-from=127.0.0.1:5000/app:base-stable --cache-from=127.0.0.1:5000/app:pr-1 ctx"
                 ),
             ),
             (
-                Engine {
-                    kind: EngineKind::Podman,
-                    bin: "podman".into(),
-                    network: None,
-                    storage_driver: None,
-                    isolation: None,
-                },
-                format!("build --pull=missing {tail}"),
+                engine(EngineKind::Buildah, true),
+                req(),
+                format!(
+                    "--storage-driver vfs bud --isolation=chroot --pull=missing --network=host {head} ctx"
+                ),
             ),
-        ] {
+            // buildah and podman ignore both flags without --layers; a loopback registry
+            // is plain HTTP.
+            (
+                engine(EngineKind::Buildah, true),
+                with(&["127.0.0.1:5000/c"], &["127.0.0.1:5000/c"]),
+                format!(
+                    "--storage-driver vfs bud --isolation=chroot --pull=missing --network=host {head} --layers --tls-verify=false --cache-from 127.0.0.1:5000/c --cache-to 127.0.0.1:5000/c ctx"
+                ),
+            ),
+            (
+                engine(EngineKind::Podman, false),
+                req(),
+                format!("build --pull=missing {head} ctx"),
+            ),
+            (
+                engine(EngineKind::Podman, false),
+                with(&["10.0.0.5:5000/c"], &[]),
+                format!("build --pull=missing {head} --layers --cache-from 10.0.0.5:5000/c ctx"),
+            ),
+            (
+                engine(EngineKind::Podman, false),
+                with(&[], &["localhost:5000/c"]),
+                format!(
+                    "build --pull=missing {head} --layers --tls-verify=false --cache-to localhost:5000/c ctx"
+                ),
+            ),
+        ];
+        for (engine, request, want) in cases {
             assert_eq!(
-                engine.build_command(&req()).join(" "),
+                engine.build_command(&request).join(" "),
                 want,
                 "{:?}",
                 engine.kind
             );
+        }
+    }
+
+    #[test]
+    fn cache_settings_each_engine_can_honour() {
+        let v = |vals: &[&str]| -> Vec<(String, usize)> {
+            vals.iter()
+                .enumerate()
+                .map(|(i, s)| (s.to_string(), 10 + i))
+                .collect()
+        };
+        let (docker, buildah, podman) =
+            (EngineKind::Docker, EngineKind::Buildah, EngineKind::Podman);
+        // (engine, cache-from, cache-to, Ok or (setting, line, part of the message))
+        type Want = Option<(&'static str, usize, &'static str)>;
+        let cases: &[(EngineKind, &[&str], &[&str], Want)] = &[
+            (docker, &[], &[], None),
+            (
+                docker,
+                &["127.0.0.1:5000/app:base-stable", "app"],
+                &[],
+                None,
+            ),
+            (docker, &["127.0.0.1:5000/app@sha256:0a1b"], &[], None),
+            (
+                docker,
+                &["127.0.0.1:5000/app:x", "type=registry,ref=127.0.0.1:5000/c"],
+                &[],
+                Some(("cache-from", 11, "is buildx syntax")),
+            ),
+            (
+                docker,
+                &[],
+                &["127.0.0.1:5000/c"],
+                Some(("cache-to", 10, "has no --cache-to")),
+            ),
+            (
+                docker,
+                &[],
+                &["type=inline"],
+                Some(("cache-to", 10, "has no --cache-to")),
+            ),
+            (
+                docker,
+                &["127.0.0.1:5000/App"],
+                &[],
+                Some(("cache-from", 10, "is not an image reference")),
+            ),
+            (buildah, &["127.0.0.1:5000/c"], &["127.0.0.1:5000/c"], None),
+            (podman, &["localhost/cache"], &[], None),
+            (
+                buildah,
+                &["127.0.0.1:5000/c:tag"],
+                &[],
+                Some(("cache-from", 10, "names a tag or digest")),
+            ),
+            (
+                podman,
+                &[],
+                &["127.0.0.1:5000/c@sha256:0a1b"],
+                Some(("cache-to", 10, "names a tag or digest")),
+            ),
+            (
+                buildah,
+                &[],
+                &["type=registry,ref=127.0.0.1:5000/c"],
+                Some(("cache-to", 10, "is buildx syntax")),
+            ),
+            (
+                podman,
+                &["127.0.0.1:5000/a", "127.0.0.1:5000/b"],
+                &[],
+                Some(("cache-from", 11, "takes one cache-from repository")),
+            ),
+            (
+                buildah,
+                &["a b"],
+                &[],
+                Some(("cache-from", 10, "is not an image reference")),
+            ),
+        ];
+        for (kind, from, to, want) in cases {
+            let got = check_cache(*kind, &v(from), &v(to));
+            match (want, got) {
+                (None, Ok(())) => {}
+                (Some((setting, line, msg)), Err(p)) => {
+                    assert_eq!(
+                        (p.setting, p.line),
+                        (*setting, *line),
+                        "{kind:?} {from:?} {to:?}: {}",
+                        p.message
+                    );
+                    assert!(p.message.contains(msg), "{kind:?}: {}", p.message);
+                }
+                (want, got) => panic!("{kind:?} {from:?} {to:?}: want {want:?}, got {got:?}"),
+            }
         }
     }
 

@@ -872,3 +872,289 @@ fn buildah_build_and_reuse() {
 fn podman_build_and_reuse() {
     daemonless("podman");
 }
+
+/// Layer cache settings an engine cannot honour fail before anything is built, with exit
+/// status 2 and the `strata.toml` key and line: `docker build` (Docker 20.10 without buildx)
+/// has no --cache-to and takes image references as --cache-from, buildah takes a repository
+/// without a tag. No engine is needed: nothing runs.
+#[test]
+fn build_refuses_cache_settings_the_engine_cannot_honour() {
+    let d = project("127.0.0.1:1/unused", "");
+    let p = d.path();
+    let config = std::fs::read_to_string(p.join("strata.toml")).unwrap();
+    let anchor = "from-arg = \"TOOLING_IMAGE\"\n";
+    assert!(config.contains(anchor), "{config}");
+    let line = config[..config.find(anchor).unwrap()].lines().count() + 2;
+    for (engine, setting, value, want) in [
+        (
+            "docker",
+            "cache-to",
+            "127.0.0.1:5000/cache",
+            "has no --cache-to",
+        ),
+        (
+            "docker",
+            "cache-from",
+            "type=registry,ref=127.0.0.1:5000/cache",
+            "is buildx syntax",
+        ),
+        (
+            "buildah",
+            "cache-from",
+            "127.0.0.1:5000/cache:latest",
+            "names a tag or digest",
+        ),
+    ] {
+        write(
+            p,
+            "strata.toml",
+            &config.replace(anchor, &format!("{anchor}{setting} = [\"{value}\"]\n")),
+        );
+        let o = strata(
+            p,
+            &["build", "--all", "--no-registry-lookup", "--engine", engine],
+            // No engine answers here: a check that ran after the engine would fail otherwise.
+            &[
+                ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+                ("STRATA_BUILDAH", "/nonexistent/buildah"),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{engine} {setting}: {stderr}");
+        let prefix = format!("strata.toml:{line}: image.app.{setting}: ");
+        assert!(
+            stderr.contains(&prefix) && stderr.contains(want),
+            "{engine} {setting}: want {prefix}…{want} in:\n{stderr}"
+        );
+        assert!(!p.join(".strata/builds").exists(), "nothing was built");
+    }
+}
+
+/// buildah with `cache-to` and `cache-from` a repository of a loopback registry: the first
+/// build pushes its layer cache there, and a second build on fresh, empty local storage (a
+/// fresh runner) takes every step from that cache: the app's RUN does not run again.
+#[test]
+fn buildah_layer_cache_in_a_registry_serves_a_fresh_runner() {
+    if !Path::new("/usr/bin/buildah").exists() || !Path::new("/bin/busybox").exists() {
+        missing("/usr/bin/buildah missing (apt-get install buildah busybox-static)");
+        return;
+    }
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let cache = format!("{}/layers-cache", reg.host);
+    let d = project(
+        "127.0.0.1:1/unused",
+        "storage-driver = \"vfs\"\nisolation = \"chroot\"",
+    );
+    let p = d.path();
+    let settings = format!("cache-from = [\"{cache}\"]\ncache-to = [\"{cache}\"]\n");
+    let config = std::fs::read_to_string(p.join("strata.toml"))
+        .unwrap()
+        .replace("\ntags = [", &format!("\n{settings}tags = ["));
+    assert_eq!(config.matches("cache-to =").count(), 3, "{config}");
+    write(p, "strata.toml", &config);
+    let marker = format!("APP-RUN-{}", std::process::id());
+    write(p, "src/main.txt", &format!("{marker}\n"));
+    git(p, &["commit", "-qam", "layer cache in the registry"]);
+    // Each build on its own empty storage.
+    let storage = |name: &str| {
+        let root = p.join(name);
+        let conf = p.join(format!("{name}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}/graph\"\nrunroot = \"{}/run\"\n",
+                root.display(),
+                root.display()
+            ),
+        )
+        .unwrap();
+        conf
+    };
+    let args = [
+        "build",
+        "--all",
+        "--json",
+        "--no-registry-lookup",
+        "--engine",
+        "buildah",
+    ];
+    let first = storage("storage-1");
+    let o = strata(
+        p,
+        &args,
+        &[("CONTAINERS_STORAGE_CONF", first.to_str().unwrap())],
+    );
+    let r = record(p, &ok(&o));
+    let log = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "built"), ("tooling", "built")])
+    );
+    assert!(log.contains(&marker), "the app's RUN ran:\n{log}");
+    assert!(
+        log.contains(&format!("--> Pushing cache {cache}:")),
+        "the layer cache went to the registry:\n{log}"
+    );
+    let tags = reg.client("layers-cache").list_tags().unwrap();
+    assert!(tags.len() >= 3, "cache images in the registry: {tags:?}");
+
+    let second = storage("storage-2");
+    let o = strata(
+        p,
+        &args,
+        &[("CONTAINERS_STORAGE_CONF", second.to_str().unwrap())],
+    );
+    let r = record(p, &ok(&o));
+    let log = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "built"), ("tooling", "built")]),
+        "fresh storage: nothing to reuse locally"
+    );
+    assert!(
+        log.contains(&format!("[app] --> Cache pulled from remote {cache}:")),
+        "the app's steps came from the registry's layer cache:\n{log}"
+    );
+    assert!(
+        !log.contains(&marker),
+        "the app's RUN did not run again:\n{log}"
+    );
+}
+
+/// A diamond (base → a, base → b) with `--jobs 2`: a and b, each with a RUN that sleeps two
+/// seconds, build at the same time (their intervals in the record overlap). a's configured
+/// build arg reaches its Dockerfile and its `target` stage, not the last one, is what is
+/// built.
+#[test]
+fn docker_diamond_builds_siblings_in_parallel_with_args_and_target() {
+    let Some((host, _turn)) = docker_host() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let nonce = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    std::fs::copy("/bin/busybox", p.join("busybox")).unwrap();
+    write(p, "nonce", &nonce);
+    write(
+        p,
+        "strata.toml",
+        r#"[build]
+network = "host"
+[image.base]
+file = "Dockerfile.base"
+[image.a]
+file = "Dockerfile.a"
+from = "base"
+args = { GREETING = "hello from strata.toml" }
+target = "picked"
+[image.b]
+file = "Dockerfile.b"
+from = "base"
+"#,
+    );
+    write(
+        p,
+        "Dockerfile.base",
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCOPY nonce /etc/nonce\n",
+    );
+    write(
+        p,
+        "Dockerfile.a",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE} AS picked\nARG GREETING=unset\n\
+         RUN echo \"$GREETING\" > /greeting && sleep 2\n\
+         FROM picked AS last\nRUN echo last > /last-stage\n",
+    );
+    write(
+        p,
+        "Dockerfile.b",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo b > /b && sleep 2\n",
+    );
+    git(p, &["init", "-q", "-b", "main"]);
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "-qm", "diamond"]);
+    let env = [("DOCKER_HOST", host.as_str())];
+    let o = strata(
+        p,
+        &[
+            "build",
+            "--all",
+            "--json",
+            "--jobs",
+            "2",
+            "--no-registry-lookup",
+        ],
+        &env,
+    );
+    let r = record(p, &ok(&o));
+    assert_eq!(
+        statuses(&r),
+        s(&[("a", "built"), ("b", "built"), ("base", "built")])
+    );
+    let span = |n: &str| {
+        let i = &r["images"][n];
+        (
+            i["start_ms"].as_u64().unwrap(),
+            i["end_ms"].as_u64().unwrap(),
+        )
+    };
+    let (base, a, b) = (span("base"), span("a"), span("b"));
+    assert!(
+        base.1 <= a.0 && base.1 <= b.0,
+        "a and b start after base: {base:?} {a:?} {b:?}"
+    );
+    assert!(
+        a.0 < b.1 && b.0 < a.1,
+        "a {a:?} and b {b:?} ran at the same time"
+    );
+    // What a's image holds: the arg's value, and nothing from the stage after the target.
+    let docker = |args: &[&str]| {
+        Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", &host)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let id = r["images"]["a"]["image_id"].as_str().unwrap();
+    let created = docker(&["create", id, "/bin/true"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let cid = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    let out = tempfile::tempdir().unwrap();
+    let greeting = out.path().join("greeting");
+    let cp = docker(&[
+        "cp",
+        &format!("{cid}:/greeting"),
+        greeting.to_str().unwrap(),
+    ]);
+    let last = docker(&[
+        "cp",
+        &format!("{cid}:/last-stage"),
+        out.path().to_str().unwrap(),
+    ]);
+    docker(&["rm", "-f", &cid]);
+    assert!(
+        cp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cp.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&greeting).unwrap(),
+        "hello from strata.toml\n"
+    );
+    assert!(
+        !last.status.success(),
+        "the stage after the target was not built into a"
+    );
+}

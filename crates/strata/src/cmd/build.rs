@@ -49,7 +49,10 @@ An image that must be rebuilt need not start from nothing on a fresh runner: wit
 engine, strata builds with BuildKit's inline cache (BUILDKIT_INLINE_CACHE=1) and passes the
 image's tags that outlive a commit (no {sha}, {short_sha} or {timestamp}: base-stable,
 latest, pr-{pr}) as --cache-from, so only the steps a change reaches re-run. [build]
-registry-cache = false turns this off; cache-from in an [image] table adds sources.
+registry-cache = false turns this off. cache-from / cache-to in an [image] table take what
+the engine's build accepts, checked before anything is built (exit 2 naming the key and line
+otherwise): docker (docker build, no buildx) takes image references as cache-from and no
+cache-to; buildah and podman take one repository without a tag each (built with --layers).
 
 Engines: docker (BuildKit, DOCKER_BUILDKIT=1, $STRATA_DOCKER or /usr/bin/docker), buildah,
 podman. In an unprivileged container, buildah/podman need [build] storage-driver = \"vfs\"
