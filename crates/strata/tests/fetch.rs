@@ -200,13 +200,23 @@ fn the_plan_cache_gives_the_same_tree_and_any_doubt_falls_back() {
     assert_eq!(tree_bytes(&dir.path().join("edited")), reference);
 }
 
-#[test]
-fn a_checksum_mismatch_fails_that_artifact_only_and_keeps_nothing_of_it() {
+/// A fetch of [`Files`] whose first wheel the upstream serves wrongly (`spoil` gets the
+/// builder and that wheel's URL path): exit 1 and exactly one failure, checked here.
+struct OneBadWheel {
+    files: Files,
+    up: strata_upstream::Upstream,
+    bad: String,
+    dir: tempfile::TempDir,
+    out: std::path::PathBuf,
+    failure: serde_json::Value,
+}
+
+fn fetch_with_one_bad_wheel(
+    spoil: impl FnOnce(UpstreamBuilder, &str) -> UpstreamBuilder,
+) -> OneBadWheel {
     let files = Files::new(2, 10_000);
     let bad = format!("pypi/{}", files.wheels[0].0);
-    let up = files
-        .serve(UpstreamBuilder::new())
-        .fault(&bad, Fault::WrongBytes)
+    let up = spoil(files.serve(UpstreamBuilder::new()), &bad)
         .start()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -217,19 +227,33 @@ fn a_checksum_mismatch_fails_that_artifact_only_and_keeps_nothing_of_it() {
     let summary = json(&result);
     let failed = summary["failed"].as_array().unwrap();
     assert_eq!(failed.len(), 1, "{summary}");
-    let f = &failed[0];
-    assert_eq!(f["path"], format!("deps/pip/{}", files.wheels[0].0));
-    assert_eq!(f["urls"][0], up.url(&bad));
+    let failure = failed[0].clone();
+    assert_eq!(failure["path"], format!("deps/pip/{}", files.wheels[0].0));
+    assert_eq!(failure["urls"][0], up.url(&bad));
+    assert!(
+        !out.join("deps/pip").join(&files.wheels[0].0).exists(),
+        "nothing of the bad artifact"
+    );
+    OneBadWheel {
+        files,
+        up,
+        bad,
+        dir,
+        out,
+        failure,
+    }
+}
+
+#[test]
+fn a_checksum_mismatch_fails_that_artifact_only_and_keeps_nothing_of_it() {
+    let run_ = fetch_with_one_bad_wheel(|b, bad| b.fault(bad, Fault::WrongBytes));
+    let (files, f, out) = (&run_.files, &run_.failure, &run_.out);
     assert_eq!(
         f["expected"],
         format!("sha256:{}", sha256_hex(&files.wheels[0].1))
     );
     assert!(f["actual"].as_str().unwrap().starts_with("sha256:"));
     assert_ne!(f["actual"], f["expected"]);
-    assert!(
-        !out.join("deps/pip").join(&files.wheels[0].0).exists(),
-        "nothing of the bad artifact"
-    );
     for (path, bytes) in files.expected_outputs().into_iter().skip(1) {
         assert_eq!(
             std::fs::read(out.join(&path)).unwrap(),
@@ -243,46 +267,27 @@ fn a_checksum_mismatch_fails_that_artifact_only_and_keeps_nothing_of_it() {
     );
     let verify = run(strata()
         .args(["cache", "--cache-dir"])
-        .arg(dir.path().join("cache"))
+        .arg(run_.dir.path().join("cache"))
         .arg("verify"));
     assert_eq!(verify.status.code(), Some(0));
+    assert_eq!(run_.up.requests(&run_.bad), 1, "a mismatch is not retried");
 }
 
 #[test]
 fn a_body_of_the_wrong_length_names_both_digests() {
     // An upstream answering with an error page instead of the wheel: longer than the locked
     // size. The failure still names the URL, the expected and the actual digest.
-    let files = Files::new(2, 10_000);
-    let bad = format!("pypi/{}", files.wheels[0].0);
     let page = b"<html>503 Service Unavailable, please retry later</html>".repeat(300);
-    let up = files
-        .serve(UpstreamBuilder::new())
-        .file(&bad, page.clone())
-        .start()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
-    let out = dir.path().join("out");
-    let result = run(fetch_json(&dir.path().join("cache"), &out).args(&lockfiles));
-    assert_eq!(result.status.code(), Some(1));
-    let summary = json(&result);
-    let failed = summary["failed"].as_array().unwrap();
-    assert_eq!(failed.len(), 1, "{summary}");
-    let f = &failed[0];
-    assert_eq!(f["urls"][0], up.url(&bad));
+    let run_ = fetch_with_one_bad_wheel(|b, bad| b.file(bad, page.clone()));
+    let wheel = &run_.files.wheels[0].1;
     assert_eq!(
-        f["expected"],
-        format!(
-            "sha256:{} ({} bytes)",
-            sha256_hex(&files.wheels[0].1),
-            files.wheels[0].1.len()
-        )
+        run_.failure["expected"],
+        format!("sha256:{} ({} bytes)", sha256_hex(wheel), wheel.len())
     );
     assert_eq!(
-        f["actual"],
+        run_.failure["actual"],
         format!("sha256:{} ({} bytes)", sha256_hex(&page), page.len())
     );
-    assert!(!out.join("deps/pip").join(&files.wheels[0].0).exists());
 }
 
 #[test]
