@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_store::{Fetcher, NoProgress};
+use strata_store::{Fetcher, NoProgress, Source};
 use strata_tree::{Node, NodeId};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -39,8 +39,9 @@ impl LazyHandle {
 
     /// Fetches `ids` through `fetcher` (give it its own download slots so that prefetching
     /// never holds the slots of demand opens; the store's per-digest lock still makes each
-    /// digest download once), `jobs` at a time, in order. Failures are logged; an open of a
-    /// failed file retries it.
+    /// digest download once), `jobs` at a time, in order. Failures are logged and counted in
+    /// [`crate::Summary::failed`]; an open of a failed file retries it. Only files this
+    /// prefetch downloaded count in [`crate::Summary::prefetched`].
     pub async fn prefetch(
         &self,
         fetcher: Fetcher,
@@ -72,14 +73,26 @@ impl LazyHandle {
                 match fetcher.ensure(artifact, &NoProgress).await {
                     Ok(f) => {
                         handle.stats().fetched(&f);
-                        handle.stats().prefetched();
+                        // Only what this prefetch downloaded: a file already in the store
+                        // (or downloaded meanwhile by an open or another process) is not.
+                        if f.source == Source::Download {
+                            handle.stats().prefetched();
+                        }
                     }
-                    Err(e) => tracing::warn!("prefetch failed (an open will retry): {e}"),
+                    Err(e) => {
+                        handle.stats().failed();
+                        tracing::warn!("prefetch failed (an open will retry): {e}");
+                    }
                 }
                 drop(permit);
             });
         }
         self.set_boost(None);
         while tasks.join_next().await.is_some() {}
+        let summary = self.summary();
+        eprintln!(
+            "strata: prefetch finished: {} prefetched, {} failed (opens included) so far",
+            summary.prefetched, summary.failed
+        );
     }
 }

@@ -419,6 +419,79 @@ fn prefetch_all_fetches_everything() {
     }));
 }
 
+/// The count before ` {what}` in a daemon's unmount summary (`3 prefetched`, ...).
+fn summary_count(log: &str, what: &str) -> u64 {
+    let summary = log
+        .lines()
+        .find(|l| l.starts_with("strata: unmounted "))
+        .unwrap_or_else(|| panic!("no summary in the log: {log}"));
+    let (before, _) = summary
+        .split_once(&format!(" {what}"))
+        .unwrap_or_else(|| panic!("no `{what}` in the summary: {summary}"));
+    before.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn prefetch_failures_count_as_failed_and_cached_files_not_as_prefetched() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (files, up, lockfiles) = setup(2, dir.path());
+    let lockfiles = without_rpms(lockfiles);
+    let cache = dir.path().join("cache");
+    let mnt = dir.path().join("mnt");
+    let (missing, cached, fresh) = (
+        "deps/generic/blob0.bin",
+        "deps/pip/pkg0-1.0-py3-none-any.whl",
+        "deps/pip/pkg1-1.0-py3-none-any.whl",
+    );
+    let m = Mount::start(&mnt, &cache, &lockfiles, &[]);
+    std::fs::read(mnt.join(cached)).unwrap();
+    assert_eq!(m.umount(), Some(0));
+    drop(m);
+    std::fs::remove_dir_all(cache.join("logs")).unwrap();
+    up.set_fault(
+        &upstream_path(&files, missing),
+        Some(Fault::Status {
+            code: 404,
+            times: 1000,
+        }),
+    );
+    let profile = dir.path().join("profile.jsonl");
+    let lines: Vec<String> = [missing, cached, fresh]
+        .iter()
+        .map(|p| serde_json::json!({"path": p, "t_ms": 0}).to_string())
+        .collect();
+    std::fs::write(&profile, lines.join("\n") + "\n").unwrap();
+    up.reset_stats();
+    let m = Mount::start(
+        &mnt,
+        &cache,
+        &lockfiles,
+        &["--prefetch", profile.to_str().unwrap()],
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || m
+            .log()
+            .contains("prefetch finished")),
+        "{}",
+        m.log()
+    );
+    assert!(up.requests(&upstream_path(&files, missing)) >= 1);
+    assert_eq!(up.requests(&upstream_path(&files, cached)), 0, "cached");
+    assert_eq!(up.requests(&upstream_path(&files, fresh)), 1);
+    assert_eq!(m.umount(), Some(0));
+    let log = m.log();
+    assert_eq!(summary_count(&log, "failed"), 1, "the 404: {log}");
+    assert_eq!(
+        summary_count(&log, "prefetched"),
+        1,
+        "only the real download, not the cached file: {log}"
+    );
+    assert_eq!(summary_count(&log, "downloaded"), 1, "{log}");
+}
+
 #[test]
 fn pip_installs_a_wheel_from_the_mount() {
     if !require_fuse() || !require("python3 with pip", pip_ok()) {
