@@ -802,26 +802,70 @@ fn without_passthrough_files_without_a_lockfile_size_are_page_cached_once_fetche
     );
 }
 
+/// The running kernel's (major, minor) version, from `uname(2)`'s release (`6.18.44-...`).
+fn kernel_version() -> (u32, u32) {
+    // SAFETY: `uname` fills the zeroed struct it is given; the release is NUL-terminated.
+    let release = unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        assert_eq!(libc::uname(&mut u), 0, "uname");
+        std::ffi::CStr::from_ptr(u.release.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Whether this kernel and these privileges allow FUSE passthrough: Linux >= 6.9 (where
+/// FUSE_PASSTHROUGH came in) and root (the kernel requires CAP_SYS_ADMIN to register a
+/// backing file). Derived from `uname` and our uid, never from what the daemon reports.
+fn passthrough_possible() -> bool {
+    kernel_version() >= (6, 9) && is_root()
+}
+
 #[test]
 fn with_passthrough_artifact_reads_bypass_strata() {
     if !require_fuse() {
         return;
     }
+    let expected = passthrough_possible();
+    if !expected {
+        // Passthrough is optional by design ("where the kernel and privileges allow it"):
+        // without it only the weaker check below runs, even under STRATA_TEST_REQUIRE_ALL.
+        let note = if std::env::var("STRATA_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
+            "WARNING (STRATA_TEST_REQUIRE_ALL=1)"
+        } else {
+            "NOTE"
+        };
+        eprintln!(
+            "{note}: FUSE passthrough cannot be used here (kernel {:?} < 6.9 or not root); \
+             only checking that reads are served by strata instead",
+            kernel_version()
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     let (files, _up, lockfiles) = setup(1, dir.path());
     let mnt = dir.path().join("mnt");
     let m = Mount::start(&mnt, &dir.path().join("cache"), &lockfiles, &[]);
-    let passthrough = m.log().contains(", passthrough)");
+    let reported = m.log().contains(", passthrough)");
     for (path, want) in files.expected_outputs() {
         assert_eq!(std::fs::read(mnt.join(&path)).unwrap(), want, "{path}");
     }
     assert_eq!(m.umount(), Some(0));
     let log = m.log();
-    eprintln!("passthrough in use: {passthrough}\n{log}");
-    if passthrough {
-        assert!(log.contains(" 0 reads served by strata"), "{log}");
+    let reads = reads_served(&log);
+    if expected {
+        // Every artifact was read in full, and not one read reached the daemon.
+        assert!(
+            reported,
+            "Linux >= 6.9 as root: the mount must use passthrough: {log}"
+        );
+        assert_eq!(reads, 0, "artifact reads reached strata: {log}");
     } else {
-        assert!(!log.contains(" 0 reads served by strata"), "{log}");
+        assert!(!reported, "passthrough reported where impossible: {log}");
+        assert!(reads > 0, "{log}");
     }
 }
 
