@@ -493,6 +493,97 @@ fn prefetch_failures_count_as_failed_and_cached_files_not_as_prefetched() {
 }
 
 #[test]
+fn prefetch_all_yields_to_an_open_of_a_file_it_has_not_reached() {
+    if !require_fuse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 21 files of ~20 kB at 20 kB/s per connection: ~1 s each; with --jobs 8 the
+    // prefetch of all runs 2 at a time, ~10 s for everything.
+    let files = Files::new(7, 20_000);
+    let up = files
+        .serve(UpstreamBuilder::new().rate_limit(20_000))
+        .start()
+        .unwrap();
+    let lockfiles = without_rpms(files.write_lockfiles(&dir.path().join("src"), &up));
+    let outputs: Vec<(String, usize)> = files
+        .expected_outputs()
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("deps/rpm/"))
+        .map(|(p, b)| (p, b.len()))
+        .collect();
+    assert_eq!(outputs.len(), 21);
+    let demand = "deps/pip/pkg6-1.0-py3-none-any.whl";
+    let prefetched: Vec<(String, usize)> = outputs
+        .iter()
+        .filter(|(p, _)| p != demand)
+        .map(|(p, n)| (upstream_path(&files, p), *n))
+        .collect();
+    // Per prefetch file: (requests, bytes sent, size).
+    let progress = || {
+        let stats = up.stats();
+        prefetched
+            .iter()
+            .map(|(u, n)| {
+                let p = stats
+                    .paths
+                    .get(&format!("/{u}"))
+                    .cloned()
+                    .unwrap_or_default();
+                (p.get, p.bytes_sent, *n as u64)
+            })
+            .collect::<Vec<_>>()
+    };
+    let mnt = dir.path().join("mnt");
+    let _m = Mount::start(
+        &mnt,
+        &dir.path().join("cache"),
+        &lockfiles,
+        &["--jobs", "8", "--prefetch", "all"],
+    );
+    // Open while two prefetch downloads are in flight, each less than half done.
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            progress()
+                .iter()
+                .filter(|(get, sent, size)| *get == 1 && *sent < size / 2)
+                .count()
+                == 2
+        }),
+        "two prefetch downloads in flight: {:?}",
+        progress()
+    );
+    let demand_url = upstream_path(&files, demand);
+    assert_eq!(up.requests(&demand_url), 0, "{demand} not prefetched yet");
+    let want = files.wheels[6].1.clone();
+    assert_eq!(std::fs::read(mnt.join(demand)).unwrap(), want);
+    // The open did not queue behind the prefetch: when it returned, the upstream had sent
+    // only a few of the 20 other files (behind the prefetch it would be most of them).
+    let served = progress().iter().filter(|(_, s, n)| s == n).count();
+    assert!(
+        served <= 5,
+        "{served} prefetch files served before the open"
+    );
+    assert_eq!(up.requests(&demand_url), 1);
+    // While the open waited, the later of the two prefetch downloads was cancelled (it is
+    // requested a second time once no open waits); the earlier one went on.
+    assert!(
+        wait_until(Duration::from_secs(60), || progress()
+            .iter()
+            .all(|(get, s, n)| *get >= 1 && s >= n)),
+        "the prefetch goes on and fetches everything: {:?}",
+        progress()
+    );
+    let again: Vec<_> = progress().into_iter().filter(|(g, _, _)| *g > 1).collect();
+    assert_eq!(
+        again.len(),
+        1,
+        "exactly one prefetch download yielded to the open and started again: {:?}",
+        progress()
+    );
+}
+
+#[test]
 fn pip_installs_a_wheel_from_the_mount() {
     if !require_fuse() || !require("python3 with pip", pip_ok()) {
         return;
