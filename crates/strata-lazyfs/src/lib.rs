@@ -34,6 +34,6 @@ mod record;
 mod stats;
 
 pub use fs::{FsOptions, LazyFs, LazyHandle, MountOptions, Mounted, Unmounter};
-pub use prefetch::PrefetchPriority;
+pub use prefetch::{LOWEST_WHILE_DEMAND, PrefetchPriority};
 pub use record::{ProfileEntry, ProfileError, Recorder, load_profile};
 pub use stats::{Stats, Summary};

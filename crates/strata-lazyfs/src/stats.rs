@@ -38,9 +38,10 @@ pub struct Summary {
     pub downloaded_bytes: u64,
     /// Artifacts another process or mount downloaded while this one waited.
     pub shared: u64,
-    /// Opens (or prefetches) that failed with EIO.
+    /// Opens that failed with EIO, plus prefetches whose download failed.
     pub failed: u64,
-    /// Artifacts made present by the background prefetch.
+    /// Artifacts the background prefetch downloaded (not those it found in the store, nor
+    /// those another mount or process downloaded while it waited).
     pub prefetched: u64,
     /// Total time callers waited in `open` for downloads.
     pub wait_ms: u64,

@@ -90,8 +90,10 @@ Prefetch trade-off: without it a build pays the download latency of each file wh
 opens it, which wins when a build uses a small part of its lockfiles. Record a profile once
 (--record build.jsonl) and replay it (--prefetch build.jsonl) to download those files in the
 background right after mounting, ahead of the build; files outside the profile stay lazy.
-`--prefetch all` downloads everything, yielding to the build's own opens: the build finishes
-no later, but the bandwidth and disk of a full fetch are spent.
+`--prefetch all` downloads everything, --jobs/4 files at a time, yielding to the build's own
+opens: while an open waits for a download, no prefetch starts and all but one running prefetch
+are cancelled (restarted later), so the build finishes no later, but the bandwidth and disk of
+a full fetch are spent.
 
 A file that an open waits for is downloaded as up to --segments parallel Range requests
 when the lockfile gives its size (pylock.toml, rpms.lock.yaml): on a link where each
