@@ -418,6 +418,33 @@ pub fn decide(policy: &Policy, tags: &[TagInfo], now: i64) -> Vec<Decision> {
     out
 }
 
+/// A fresh look before deleting: of the digests `decisions` delete, those still safe to
+/// delete given `current` (tag, digest) pairs read again from the registry just before, and
+/// the digests spared, each with the tag that now holds it. A tag pushed or moved onto a
+/// doomed digest since the decisions were made spares it, so a concurrent push is never lost.
+pub fn recheck(
+    decisions: &[Decision],
+    current: &[(String, String)],
+) -> (std::collections::BTreeSet<String>, Vec<(String, String)>) {
+    let mut doomed: std::collections::BTreeSet<String> = decisions
+        .iter()
+        .filter(|d| d.delete)
+        .map(|d| d.digest.clone())
+        .collect();
+    let planned: std::collections::BTreeSet<(&str, &str)> = decisions
+        .iter()
+        .filter(|d| d.delete)
+        .map(|d| (d.tag.as_str(), d.digest.as_str()))
+        .collect();
+    let mut spared = Vec::new();
+    for (tag, digest) in current {
+        if !planned.contains(&(tag.as_str(), digest.as_str())) && doomed.remove(digest) {
+            spared.push((digest.clone(), tag.clone()));
+        }
+    }
+    (doomed, spared)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -781,6 +808,37 @@ mod tests {
             d[0].reason.contains("also tagged \"latest\""),
             "{}",
             d[0].reason
+        );
+    }
+
+    #[test]
+    fn recheck_spares_digests_a_new_or_moved_tag_now_holds() {
+        let p = policy(&[("pr-*", Some(Newest::Count(0)), None)], &[]);
+        let tags = [
+            t("pr-1", "sha256:a", Some(10)),
+            t("pr-2", "sha256:b", Some(9)),
+            t("pr-3", "sha256:c", Some(8)),
+            t("latest", "sha256:d", Some(1)),
+        ];
+        let decisions = decide(&p, &tags, NOW);
+        let pair = |t: &str, d: &str| (t.to_string(), d.to_string());
+        // Nothing changed: all three pr digests go.
+        let now: Vec<_> = tags.iter().map(|t| pair(&t.tag, &t.digest)).collect();
+        let (doomed, spared) = recheck(&decisions, &now);
+        assert_eq!(doomed.len(), 3);
+        assert!(spared.is_empty());
+        // Since the listing: `release` was pushed onto b, `latest` moved onto c, pr-1 is gone.
+        let now = vec![
+            pair("pr-2", "sha256:b"),
+            pair("pr-3", "sha256:c"),
+            pair("release", "sha256:b"),
+            pair("latest", "sha256:c"),
+        ];
+        let (doomed, spared) = recheck(&decisions, &now);
+        assert_eq!(doomed.into_iter().collect::<Vec<_>>(), ["sha256:a"]);
+        assert_eq!(
+            spared,
+            [pair("sha256:b", "release"), pair("sha256:c", "latest")]
         );
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use strata_registry::client::{Registry, RepoRef};
-use strata_registry::retention::{TagInfo, decide};
+use strata_registry::retention::{TagInfo, decide, recheck};
 
 use crate::exit::{CmdResult, input, work};
 
@@ -107,8 +107,12 @@ pub fn run(args: GcArgs) -> CmdResult {
         .collect();
     let mut deleted = Vec::new();
     let mut failed = Vec::new();
+    let mut spared = Vec::new();
     if args.apply {
-        for d in &doomed {
+        // Tags pushed or moved since the listing must not lose their manifest.
+        let (still_doomed, late) = recheck(&decisions, &current_tags(&client).map_err(work)?);
+        spared = late;
+        for d in &still_doomed {
             match client.delete_manifest(d) {
                 Ok(()) => deleted.push(d.clone()),
                 Err(e) => failed.push(format!("{d}: {e}")),
@@ -123,6 +127,10 @@ pub fn run(args: GcArgs) -> CmdResult {
                 "tags": decisions,
                 "delete_digests": doomed,
                 "deleted": deleted,
+                "spared": spared
+                    .iter()
+                    .map(|(digest, tag)| serde_json::json!({"digest": digest, "tag": tag}))
+                    .collect::<Vec<_>>(),
                 "failed": failed,
             });
             println!("{v}");
@@ -160,6 +168,12 @@ pub fn run(args: GcArgs) -> CmdResult {
                     " (dry run: pass --apply to delete)"
                 }
             );
+            for (digest, tag) in &spared {
+                println!(
+                    "{:>12}  {digest}: tag {tag} points to it since the listing",
+                    "spared"
+                );
+            }
             for f in &failed {
                 eprintln!("error: delete failed: {f}");
             }
@@ -170,4 +184,16 @@ pub fn run(args: GcArgs) -> CmdResult {
     } else {
         Err(work(anyhow::anyhow!("{} delete(s) failed", failed.len())))
     }
+}
+
+/// Every tag of the repository with the digest it points to now (tags deleted meanwhile left
+/// out).
+fn current_tags(client: &Registry) -> anyhow::Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for tag in client.list_tags()? {
+        if let Some(digest) = client.head_manifest(&tag)? {
+            pairs.push((tag, digest));
+        }
+    }
+    Ok(pairs)
 }
