@@ -663,12 +663,7 @@ fn parse_reference(v: &str) -> Result<(&str, Option<&str>, Option<&str>), String
         None => (name, None),
     };
     if let Some(t) = tag
-        && (t.is_empty()
-            || t.len() > 128
-            || t.starts_with(['.', '-'])
-            || !t
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        && !crate::template::is_valid_tag(t)
     {
         return bad("a tag is letters, digits, '_', '.', '-'");
     }

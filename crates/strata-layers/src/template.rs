@@ -191,6 +191,16 @@ pub fn render(t: &str, vars: &Vars) -> Result<String, String> {
     Ok(out)
 }
 
+/// Whether `t` is a valid image tag: A-Z a-z 0-9 `_ . -`, 1 to 128 characters, not starting
+/// with `.` or `-`.
+pub fn is_valid_tag(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 128
+        && !t.starts_with(['.', '-'])
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 /// Checks that a rendered reference is `NAME[:TAG]` with a valid tag.
 pub fn check_reference(r: &str) -> Result<(), String> {
     let (name, tag) = match r.rsplit_once(':') {
@@ -201,12 +211,7 @@ pub fn check_reference(r: &str) -> Result<(), String> {
         return Err("not an image name".into());
     }
     if let Some(t) = tag
-        && (t.is_empty()
-            || t.len() > 128
-            || t.starts_with(['.', '-'])
-            || !t
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)))
+        && !is_valid_tag(t)
     {
         return Err(format!(
             "{t:?} is not a valid tag (A-Z a-z 0-9 _ . -, at most 128, not starting with . or -)"

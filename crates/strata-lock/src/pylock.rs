@@ -172,7 +172,7 @@ fn package_artifacts(
         }
         Some(_) => {
             let taken = out.artifacts.len();
-            let not_selected = out.skipped.len();
+            let skipped_before = out.skipped.len();
             for (i, wheel) in package.wheels.iter().flatten().enumerate() {
                 let kind = Kind {
                     field: format!("wheels[{i}]"),
@@ -187,7 +187,7 @@ fn package_artifacts(
                 };
                 file_artifact(ctx, package, &entry, sdist, &kind, filter, out)?;
             }
-            let filtered_out = out.skipped[not_selected..]
+            let filtered_out = out.skipped[skipped_before..]
                 .iter()
                 .any(|s| matches!(s.reason, crate::SkipReason::NotSelected(_)));
             if out.artifacts.len() == taken && filtered_out {
