@@ -5,6 +5,13 @@
 #   pids        background processes to stop on exit (bench_cleanup, installed as the EXIT trap)
 # shellcheck shell=bash
 
+# python3, resolved once to the interpreter itself: a version manager's shim (pyenv's re-runs
+# `pyenv exec` on every call: 170 ms per call on the benchmark machine) would otherwise sit in
+# timed spans (the lazy bench's build reader starts inside them, on both sides alike).
+if PYTHON3=$(command python3 -c 'import sys; print(sys.executable)' 2>/dev/null) && [[ -x $PYTHON3 ]]; then
+    python3() { "$PYTHON3" "$@"; }
+fi
+
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 need_arg() { [[ $# -ge 2 && -n $2 ]] || { echo "run.sh: $1 needs a value" >&2; exit 2; }; }
 fail() { echo "run.sh: FAILED: $*" >&2; exit 1; }
