@@ -1023,6 +1023,119 @@ fn buildah_layer_cache_in_a_registry_serves_a_fresh_runner() {
     );
 }
 
+/// A daemonless engine with a real registry, as on CI runners without dockerd: `--push`
+/// sends the images and their key tags (`--tls-verify=false` for the loopback registry, the
+/// digest read back from `--digestfile`), and runs on fresh, empty storage (a fresh runner)
+/// reuse them by key from the registry: everything reused at first; after an app change the
+/// tooling image is pulled to build the app on, and the base is reused without a pull.
+fn daemonless_registry(engine: &str) {
+    let bin = format!("/usr/bin/{engine}");
+    if !Path::new(&bin).exists() || !Path::new("/bin/busybox").exists() {
+        missing(&format!(
+            "{bin} missing (apt-get install {engine} busybox-static)"
+        ));
+        return;
+    }
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let repo = format!("{}/layers-{engine}", reg.host);
+    let d = project(&repo, "storage-driver = \"vfs\"\nisolation = \"chroot\"");
+    let p = d.path();
+    // Each run on its own empty storage: a fresh runner.
+    let storage = |name: &str| {
+        let root = p.join(name);
+        let conf = p.join(format!("{name}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}/graph\"\nrunroot = \"{}/run\"\n",
+                root.display(),
+                root.display()
+            ),
+        )
+        .unwrap();
+        conf.to_str().unwrap().to_string()
+    };
+    let run = |args: &[&str], conf: &str| {
+        let mut all = args.to_vec();
+        all.extend(["--json", "--engine", engine]);
+        strata(p, &all, &[("CONTAINERS_STORAGE_CONF", conf)])
+    };
+    let first = storage("storage-1");
+    let r = record(p, &ok(&run(&["build", "--all", "--push"], &first)));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "built"), ("tooling", "built")])
+    );
+    let client = reg.client(&format!("layers-{engine}"));
+    let tags = client.list_tags().unwrap();
+    for want in ["base-stable", "tooling-stable", "latest"] {
+        assert!(tags.iter().any(|t| t == want), "{want} pushed: {tags:?}");
+    }
+    for name in ["base", "tooling", "app"] {
+        let key = r["images"][name]["input_key"].as_str().unwrap();
+        let key_tag = format!("sk-{}", &key["sha256:".len().."sha256:".len() + 24]);
+        assert!(
+            tags.contains(&key_tag),
+            "{name}'s key tag {key_tag}: {tags:?}"
+        );
+        let pushed = r["images"][name]["digest"].as_str().unwrap_or_default();
+        assert!(
+            pushed.starts_with("sha256:"),
+            "{name}: the pushed digest is recorded: {}",
+            r["images"][name]
+        );
+        assert_eq!(
+            client.head_manifest(&key_tag).unwrap().as_deref(),
+            Some(pushed),
+            "{name}: the key tag names the pushed manifest"
+        );
+    }
+
+    let r = record(p, &ok(&run(&["build", "--all"], &storage("storage-2"))));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "reused"), ("base", "reused"), ("tooling", "reused")])
+    );
+    assert_eq!(r["images"]["app"]["reused_from"], "registry");
+
+    write(p, "src/main.txt", "v2\n");
+    git(p, &["commit", "-qam", "app"]);
+    let out = run(&["build", "--base", "HEAD~1"], &storage("storage-3"));
+    let r = record(p, &ok(&out));
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "reused"), ("tooling", "reused")]),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r["images"]["tooling"]["reused_from"], "registry");
+    assert_eq!(r["images"]["base"]["reused_from"], "registry");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("[tooling] reusing {repo}"))
+                && l.ends_with("from the registry")),
+        "tooling pulled from the registry:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("[base] reusing") && l.contains("not pulled")),
+        "base reused without a pull:\n{log}"
+    );
+}
+
+#[test]
+fn buildah_pushes_and_reuses_from_a_registry_on_fresh_storage() {
+    daemonless_registry("buildah");
+}
+
+#[test]
+fn podman_pushes_and_reuses_from_a_registry_on_fresh_storage() {
+    daemonless_registry("podman");
+}
+
 /// A diamond (base → a, base → b) with `--jobs 2`: a and b, each with a RUN that sleeps two
 /// seconds, build at the same time (their intervals in the record overlap). a's configured
 /// build arg reaches its Dockerfile and its `target` stage, not the last one, is what is
