@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
@@ -70,6 +70,8 @@ impl Default for MountOptions {
 enum Handle {
     /// A generated file, served from memory.
     Memory(Arc<[u8]>),
+    /// A generated file, served from a scratch file with `pread`.
+    Scratch(Arc<File>),
     /// A store file, read with `pread` (or by the kernel, with passthrough).
     File {
         file: File,
@@ -119,7 +121,39 @@ struct LazyBom {
     options: SbomOptions,
     /// The lockfile artifacts: the first this many.
     artifacts: usize,
-    bytes: OnceLock<Arc<[u8]>>,
+    /// Once made: an unlinked scratch file in the store holding it (a large SBOM is tens of
+    /// MB: on disk, not in the daemon's memory), and its size.
+    made: Mutex<Option<(Arc<File>, u64)>>,
+    /// The size once made ([`UNKNOWN`] before), for `getattr` without the lock.
+    size: AtomicU64,
+}
+
+impl LazyBom {
+    /// The file, made on the first call (a failed attempt is retried by the next open).
+    fn file(&self, artifacts: &[Artifact], store: &strata_store::Store) -> io::Result<Arc<File>> {
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((file, _)) = &*made {
+            return Ok(file.clone());
+        }
+        let started = Instant::now();
+        let mut file = store.scratch_file()?;
+        strata_tree::write_bom_json(&artifacts[..self.artifacts], &self.options, &mut file)?;
+        let size = file.metadata()?.len();
+        tracing::info!(
+            "generated {BOM_JSON} ({size} bytes) in {} ms",
+            started.elapsed().as_millis()
+        );
+        let file = Arc::new(file);
+        *made = Some((file.clone(), size));
+        self.size.store(size, Ordering::Release);
+        Ok(file)
+    }
+
+    /// The size, once made.
+    fn size(&self) -> Option<u64> {
+        let size = self.size.load(Ordering::Acquire);
+        (size != UNKNOWN).then_some(size)
+    }
 }
 
 /// The lazy filesystem over a [`Tree`] and a [`Fetcher`]. Mount it with [`Mounted::mount`].
@@ -135,6 +169,24 @@ pub struct LazyHandle {
 }
 
 impl LazyFs {
+    /// Answers a read from `file` (a store entry or a scratch file) with `pread`.
+    fn read_file(&self, file: &File, ino: INodeNo, offset: u64, size: u32, reply: ReplyData) {
+        READ_BUF.with_borrow_mut(|buf| {
+            if buf.len() < size as usize {
+                buf.resize(size as usize, 0);
+            }
+            let buf = &mut buf[..size as usize];
+            match pread_full(file, buf, offset) {
+                Ok(n) => reply.data(&buf[..n]),
+                Err(e) => {
+                    let path = self.inner.tree.path(NodeId(ino.0)).unwrap_or_default();
+                    tracing::error!("reading {path} from the store failed: {e}");
+                    reply.error(Errno::EIO);
+                }
+            }
+        })
+    }
+
     /// A filesystem serving `tree` (built from `artifacts`), downloading through `fetcher`
     /// on tasks of `runtime`.
     pub fn new(
@@ -161,7 +213,8 @@ impl LazyFs {
                 id,
                 options,
                 artifacts: artifacts.len().saturating_sub(options_made),
-                bytes: OnceLock::new(),
+                made: Mutex::new(None),
+                size: AtomicU64::new(UNKNOWN),
             })
         });
         let inner = Inner {
@@ -242,7 +295,7 @@ impl Inner {
             }
             Node::Generated(_) if self.bom.as_ref().is_some_and(|b| b.id == id) => {
                 let bom = self.bom.as_ref().expect("checked");
-                self.owner.file(id, bom.bytes.get().map(|b| b.len() as u64))
+                self.owner.file(id, bom.size())
             }
             Node::Generated(bytes) => self.owner.file(id, Some(bytes.len() as u64)),
             Node::Artifact(i) => self.owner.file(id, self.artifact_size(*i)),
@@ -610,26 +663,19 @@ impl Filesystem for LazyFs {
             None => reply.error(Errno::ENOENT),
             Some(Node::Dir) => reply.error(Errno::EISDIR),
             Some(Node::Generated(bytes)) => {
-                let bytes = match &self.inner.bom {
-                    Some(bom) if bom.id == id => bom
-                        .bytes
-                        .get_or_init(|| {
-                            let started = Instant::now();
-                            let b = strata_tree::bom_json(
-                                &self.inner.artifacts[..bom.artifacts],
-                                &bom.options,
-                            );
-                            tracing::info!(
-                                "generated {BOM_JSON} ({} bytes) in {} ms",
-                                b.len(),
-                                started.elapsed().as_millis()
-                            );
-                            Arc::from(b)
-                        })
-                        .clone(),
-                    _ => bytes.clone(),
+                let handle = match &self.inner.bom {
+                    Some(bom) if bom.id == id => {
+                        match bom.file(&self.inner.artifacts, self.inner.fetcher.store()) {
+                            Ok(file) => Handle::Scratch(file),
+                            Err(e) => {
+                                tracing::error!("generating {BOM_JSON} failed: {e}");
+                                return reply.error(Errno::EIO);
+                            }
+                        }
+                    }
+                    _ => Handle::Memory(bytes.clone()),
                 };
-                let fh = self.inner.insert_handle(Handle::Memory(bytes));
+                let fh = self.inner.insert_handle(handle);
                 reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE);
             }
             Some(Node::Artifact(i)) => self.inner.open_artifact(id, *i, reply),
@@ -657,20 +703,8 @@ impl Filesystem for LazyFs {
                 let end = start.saturating_add(size as usize).min(bytes.len());
                 reply.data(&bytes[start..end]);
             }
-            Handle::File { file, .. } => READ_BUF.with_borrow_mut(|buf| {
-                if buf.len() < size as usize {
-                    buf.resize(size as usize, 0);
-                }
-                let buf = &mut buf[..size as usize];
-                match pread_full(file, buf, offset) {
-                    Ok(n) => reply.data(&buf[..n]),
-                    Err(e) => {
-                        let path = self.inner.tree.path(NodeId(ino.0)).unwrap_or_default();
-                        tracing::error!("reading {path} from the store failed: {e}");
-                        reply.error(Errno::EIO);
-                    }
-                }
-            }),
+            Handle::File { file, .. } => self.read_file(file, ino, offset, size, reply),
+            Handle::Scratch(file) => self.read_file(file, ino, offset, size, reply),
         }
     }
 

@@ -120,6 +120,24 @@ impl Store {
         &self.inner.tmp
     }
 
+    /// An empty read-write file in the store's temp directory, already unlinked: its bytes
+    /// go to the store's disk instead of memory, and it is gone when closed (for generated
+    /// files too big to hold in memory, such as a large `bom.json`).
+    pub fn scratch_file(&self) -> io::Result<File> {
+        let path = self.inner.tmp.join(format!(
+            "scratch-{}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        std::fs::remove_file(&path)?;
+        Ok(file)
+    }
+
     /// Where derived results live (see [`Store::read_derived`]).
     pub(crate) fn derived_dir(&self) -> PathBuf {
         self.inner.root.join(LAYOUT).join("derived")

@@ -43,7 +43,7 @@ pub use inject::{
 };
 pub use npm::{NpmRewriteError, npm_archive_name, npm_lockfile_template, rewrite_npm_lockfile};
 pub use rpm::{GENERATED_REPOID_PREFIXES, REPO_FILE_NAME, is_generated_repoid, rpm_repo_file};
-pub use sbom::{SbomOptions, bom_json, iso8601};
+pub use sbom::{SbomOptions, bom_json, iso8601, write_bom_json};
 pub use tree::{
     BOM_JSON, BUILD_CONFIG_JSON, Children, DirEntry, Node, NodeId, NpmProject, Tree, TreeError,
     TreeOptions, build_config, split_path,

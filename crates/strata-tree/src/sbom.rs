@@ -86,7 +86,7 @@ struct Sbom<'a> {
     bom_format: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     annotations: Vec<Annotation>,
-    components: Vec<Component>,
+    components: Components<'a>,
     metadata: Metadata<'a>,
     #[serde(rename = "specVersion")]
     spec_version: &'static str,
@@ -323,49 +323,39 @@ fn merge(into: &mut Component, other: &Component) {
 
 /// The `bom.json` bytes for `artifacts`: deterministic for given artifacts and options.
 pub fn bom_json(artifacts: &[Artifact], opts: &SbomOptions) -> Vec<u8> {
-    let mut per_backend: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-    let mut components: Vec<Component> = Vec::new();
-    for a in artifacts {
-        if let Some(c) = component(a, opts) {
-            per_backend
-                .entry(a.ecosystem.dir_name())
-                .or_default()
-                .push(c.bom_ref.clone());
-            components.push(c);
-        }
-    }
-    // A stable sort by purl keeps the first of equal purls first, like Hermeto's groupby.
-    components.sort_by(|a, b| a.purl.cmp(&b.purl));
-    let mut merged: Vec<Component> = Vec::with_capacity(components.len());
-    for c in components {
-        match merged.last_mut() {
-            Some(last) if last.purl == c.purl => merge(last, &c),
-            _ => merged.push(c),
-        }
-    }
+    let mut out = Vec::new();
+    write_bom_json(artifacts, opts, &mut out).expect("writing to a Vec cannot fail");
+    out
+}
+
+/// Writes [`bom_json`]'s bytes to `out` as they are made. Held in memory at once are the
+/// purls (for the order) and the components of one purl, not the whole SBOM or its text:
+/// a 50,000-entry SBOM is tens of MB of text. `out` is buffered here.
+pub fn write_bom_json<W: std::io::Write>(
+    artifacts: &[Artifact],
+    opts: &SbomOptions,
+    out: W,
+) -> std::io::Result<()> {
+    // (purl, artifact) per component; a stable sort by purl keeps the first of equal purls
+    // first, like Hermeto's groupby.
+    let mut order: Vec<(String, usize)> = artifacts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| component(a, opts).map(|c| (c.purl, i)))
+        .collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
     let annotations = match opts.timestamp {
         None => Vec::new(),
-        Some(ts) => per_backend
-            .into_iter()
-            .map(|(backend, mut subjects)| {
-                subjects.sort();
-                subjects.dedup();
-                Annotation {
-                    subjects,
-                    annotator: BTreeMap::from([(
-                        "organization",
-                        BTreeMap::from([("name", opts.annotator.clone())]),
-                    )]),
-                    timestamp: iso8601(ts),
-                    text: format!("hermeto:backend:{backend}"),
-                }
-            })
-            .collect(),
+        Some(ts) => annotations(artifacts, &order, opts, ts),
     };
     let sbom = Sbom {
         bom_format: "CycloneDX",
         annotations,
-        components: merged,
+        components: Components {
+            artifacts,
+            opts,
+            order: &order,
+        },
         metadata: Metadata {
             tools: [Tool {
                 vendor: &opts.tool_vendor,
@@ -375,7 +365,63 @@ pub fn bom_json(artifacts: &[Artifact], opts: &SbomOptions) -> Vec<u8> {
         spec_version: "1.6",
         version: 1,
     };
-    serde_json::to_vec_pretty(&sbom).expect("an SBOM always serialises")
+    let mut out = std::io::BufWriter::new(out);
+    serde_json::to_writer_pretty(&mut out, &sbom)?;
+    std::io::Write::flush(&mut out)
+}
+
+/// One annotation per backend with components (the subjects: its sorted, distinct bom-refs,
+/// which are the purls), in backend name order.
+fn annotations(
+    artifacts: &[Artifact],
+    order: &[(String, usize)],
+    opts: &SbomOptions,
+    ts: u64,
+) -> Vec<Annotation> {
+    let mut per_backend: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for (purl, i) in order {
+        let subjects = per_backend
+            .entry(artifacts[*i].ecosystem.dir_name())
+            .or_default();
+        // `order` is sorted, so a repeated purl of this backend is its last subject.
+        if subjects.last() != Some(purl) {
+            subjects.push(purl.clone());
+        }
+    }
+    per_backend
+        .into_iter()
+        .map(|(backend, subjects)| Annotation {
+            subjects,
+            annotator: BTreeMap::from([(
+                "organization",
+                BTreeMap::from([("name", opts.annotator.clone())]),
+            )]),
+            timestamp: iso8601(ts),
+            text: format!("hermeto:backend:{backend}"),
+        })
+        .collect()
+}
+
+/// The `components` array, made one purl at a time as it is serialised: the components of
+/// equal purls (adjacent in `order`) merged into the first.
+struct Components<'a> {
+    artifacts: &'a [Artifact],
+    opts: &'a SbomOptions,
+    order: &'a [(String, usize)],
+}
+
+impl Serialize for Components<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let made = |i: usize| component(&self.artifacts[i], self.opts).expect("it had a purl");
+        let merged = self.order.chunk_by(|a, b| a.0 == b.0).map(|group| {
+            let mut first = made(group[0].1);
+            for (_, i) in &group[1..] {
+                merge(&mut first, &made(*i));
+            }
+            first
+        });
+        serializer.collect_seq(merged)
+    }
 }
 
 #[cfg(test)]
