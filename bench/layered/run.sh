@@ -116,6 +116,10 @@ clean() {
   { dk "$h" images --format '{{.Repository}}:{{.Tag}}' \
       | grep -E "^(strata-local/(base|tooling|app):|strata-bench/|127\.0\.0\.1:$port/)" || true
     dk "$h" images -q --no-trunc --filter label=dev.strata.input-key
+    # Untagged images too: a monolithic image superseded by a later build is left dangling,
+    # unlabelled, with the very layers its registry copy has, so "+ registry cache" found
+    # them locally and pulled nothing.
+    dk "$h" images -q --no-trunc --filter dangling=true
   } | sort -u | xargs -r env DOCKER_HOST="$h" "$docker" rmi -f >/dev/null 2>&1 || true
   if dk "$h" images -q --filter label=dev.strata.input-key | grep -q .; then
     echo "clean: strata images left on $h" >&2; exit 1
