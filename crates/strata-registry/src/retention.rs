@@ -445,6 +445,38 @@ pub fn recheck(
     (doomed, spared)
 }
 
+/// Keeps the manifests that kept indexes (multi-arch images) list. A registry deletes a
+/// manifest an index still names, which breaks that index for every platform, so a decision
+/// to delete a digest that a kept index reaches (directly or through nested indexes) is
+/// turned into a keep naming the index's tag. `children` maps an index digest to the
+/// digests it lists; a digest absent from it lists none.
+pub fn hold_index_children(decisions: &mut [Decision], children: &BTreeMap<String, Vec<String>>) {
+    // Every digest reachable from a kept index, with the kept tag whose index reaches it.
+    let mut held: BTreeMap<String, String> = BTreeMap::new();
+    let mut stack: Vec<(String, String)> = decisions
+        .iter()
+        .filter(|d| !d.delete)
+        .map(|d| (d.digest.clone(), d.tag.clone()))
+        .collect();
+    while let Some((digest, tag)) = stack.pop() {
+        for child in children.get(&digest).into_iter().flatten() {
+            if !held.contains_key(child) {
+                held.insert(child.clone(), tag.clone());
+                stack.push((child.clone(), tag.clone()));
+            }
+        }
+    }
+    for d in decisions.iter_mut().filter(|d| d.delete) {
+        if let Some(tag) = held.get(&d.digest) {
+            d.delete = false;
+            d.reason = format!(
+                "{}; but kept: the index {tag:?} keeps lists this manifest",
+                d.reason
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,6 +496,64 @@ mod tests {
                 .collect(),
             protect: protect.iter().map(|p| Glob::new(p).unwrap()).collect(),
         }
+    }
+
+    #[test]
+    fn manifests_a_kept_index_lists_are_kept() {
+        // `latest` (kept, protected) is an index over `d-amd` and `d-arm`; the per-platform
+        // tags pointing at those manifests would go, and so would `old` (no index lists it).
+        // `nested` is an index listed by the `latest` index, listing `d-nested`.
+        let p = policy(&[("*", Some(Newest::Count(0)), None)], &["latest"]);
+        let tags = [
+            t("latest", "d-index", Some(1)),
+            t("app-amd64", "d-amd", Some(2)),
+            t("app-arm64", "d-arm", Some(2)),
+            t("inner", "d-nested-leaf", Some(2)),
+            t("old", "d-old", Some(3)),
+        ];
+        let mut decisions = decide(&p, &tags, NOW);
+        assert!(decisions[1].delete && decisions[2].delete && decisions[3].delete);
+        let children = BTreeMap::from([
+            (
+                "d-index".to_string(),
+                vec![
+                    "d-amd".to_string(),
+                    "d-arm".to_string(),
+                    "d-nested".to_string(),
+                ],
+            ),
+            ("d-nested".to_string(), vec!["d-nested-leaf".to_string()]),
+        ]);
+        hold_index_children(&mut decisions, &children);
+        let kept: Vec<(&str, bool)> = decisions
+            .iter()
+            .map(|d| (d.tag.as_str(), d.delete))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("latest", false),
+                ("app-amd64", false),
+                ("app-arm64", false),
+                ("inner", false),
+                ("old", true)
+            ]
+        );
+        assert!(
+            decisions[1]
+                .reason
+                .contains("the index \"latest\" keeps lists this manifest"),
+            "{}",
+            decisions[1].reason
+        );
+        // An index that goes holds nothing.
+        let mut decisions = decide(
+            &policy(&[("*", Some(Newest::Count(0)), None)], &[]),
+            &tags,
+            NOW,
+        );
+        hold_index_children(&mut decisions, &children);
+        assert!(decisions.iter().all(|d| d.delete));
     }
 
     fn t(tag: &str, digest: &str, days_ago: Option<i64>) -> TagInfo {

@@ -570,6 +570,61 @@ fn docker_gc_apply_deletes_superseded_images_with_their_key_tags() {
 /// before any tag is applied, so the app's failed content push leaves no user-facing tag
 /// anywhere, locally or in the working registry, only the key tags of the images already
 /// pushed; the record and the error name what was and was not applied; exit status 1.
+/// A multi-arch image assembled from per-platform tags (as `docker manifest create` or
+/// `buildx imagetools create` do): `latest` is an index listing the manifests that
+/// `app-amd64-1` and `app-arm64-1` point to. The policy keeps only the newest `app-*` tag,
+/// but deleting `app-arm64-1`'s manifest would break `latest` for arm64, so `gc --apply`
+/// keeps it (saying why) and deletes only `app-old`, which no index lists.
+#[test]
+fn gc_keeps_the_manifests_a_kept_index_lists() {
+    use strata_registry::client::{OCI_INDEX, OCI_MANIFEST};
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let repo = format!("{}/multiarch", reg.host);
+    let d = project(&repo, "");
+    let p = d.path();
+    let client = reg.client("multiarch");
+    let old = push_image(&client, "app-old", "old", "2020-01-01T00:00:00Z", &[]);
+    let arm = push_image(&client, "app-arm64-1", "arm", "2020-01-02T00:00:00Z", &[]);
+    let amd = push_image(&client, "app-amd64-1", "amd", "2020-01-03T00:00:00Z", &[]);
+    let entry = |digest: &str, arch: &str| {
+        let size = client.get_manifest(digest).unwrap().unwrap().body.len();
+        serde_json::json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": size,
+            "platform": {"architecture": arch, "os": "linux"}})
+    };
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [entry(&amd, "amd64"), entry(&arm, "arm64")]});
+    let index_digest = client
+        .put_manifest("latest", OCI_INDEX, &serde_json::to_vec(&index).unwrap())
+        .unwrap();
+
+    let out = ok(&strata(p, &["gc", "--registry", &repo], &[]));
+    assert!(
+        out.lines().any(|l| l.contains("keep")
+            && l.contains("app-arm64-1")
+            && l.contains("the index \"latest\" keeps lists this manifest")),
+        "the dry run says why app-arm64-1 stays:\n{out}"
+    );
+    let out = ok(&strata(
+        p,
+        &["gc", "--registry", &repo, "--apply", "--format", "json"],
+        &[],
+    ));
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["deleted"], serde_json::json!([old]), "{report}");
+    assert_eq!(
+        client.list_tags().unwrap(),
+        ["app-amd64-1", "app-arm64-1", "latest"]
+    );
+    for digest in [&amd, &arm, &index_digest] {
+        assert!(
+            client.get_manifest(digest).unwrap().is_some(),
+            "{digest} is still there"
+        );
+    }
+}
+
 #[test]
 fn docker_push_failure_partway_applies_no_tags() {
     let Some((host, _turn)) = docker_host() else {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use strata_registry::client::{Registry, RepoRef};
-use strata_registry::retention::{TagInfo, decide, recheck};
+use strata_registry::client::{DOCKER_LIST, OCI_INDEX, Registry, RepoRef};
+use strata_registry::retention::{TagInfo, decide, hold_index_children, recheck};
 
 use crate::exit::{CmdResult, input, work};
 
@@ -26,7 +26,8 @@ The policy is [retention] in strata.toml:
 The first keep rule whose glob matches a tag decides it; tags no rule matches are kept;
 protected tags, and every manifest they point to, are never deleted. A registry deletes by
 digest (all tags of that manifest go together), so a manifest that any kept tag points to
-stays. Creation time comes from the image config. Deleting needs the registry to allow it
+stays, and so does every manifest a kept index (a multi-arch image) lists, whatever
+its own tags say. Creation time comes from the image config. Deleting needs the registry to allow it
 (distribution: storage.delete.enabled: true); blobs are freed by the registry's own
 garbage-collect.
 
@@ -73,11 +74,15 @@ pub fn run(args: GcArgs) -> CmdResult {
     let client = Registry::new(repo.clone(), args.insecure).map_err(work)?;
     let tags = client.list_tags().map_err(work)?;
     let mut created: BTreeMap<String, Option<i64>> = BTreeMap::new();
+    let mut children: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut infos = Vec::new();
     for tag in &tags {
         let Some(m) = client.get_manifest(tag).map_err(work)? else {
             continue; // deleted meanwhile
         };
+        if m.is_index() && !children.contains_key(&m.digest) {
+            index_children(&client, &m, &mut children).map_err(work)?;
+        }
         let c = match created.get(&m.digest) {
             Some(c) => *c,
             None => {
@@ -99,7 +104,8 @@ pub fn run(args: GcArgs) -> CmdResult {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let decisions = decide(&config.retention, &infos, now);
+    let mut decisions = decide(&config.retention, &infos, now);
+    hold_index_children(&mut decisions, &children);
     let doomed: BTreeSet<String> = decisions
         .iter()
         .filter(|d| d.delete)
@@ -184,6 +190,39 @@ pub fn run(args: GcArgs) -> CmdResult {
     } else {
         Err(work(anyhow::anyhow!("{} delete(s) failed", failed.len())))
     }
+}
+
+/// Records the digests `index` lists in `children`, and those of the indexes it lists, at
+/// any depth (each index fetched once).
+fn index_children(
+    client: &Registry,
+    index: &strata_registry::client::Manifest,
+    children: &mut BTreeMap<String, Vec<String>>,
+) -> anyhow::Result<()> {
+    let mut pending = vec![index.clone()];
+    while let Some(m) = pending.pop() {
+        let entries = m.json()["manifests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut listed = Vec::new();
+        for e in &entries {
+            let Some(digest) = e["digest"].as_str() else {
+                continue;
+            };
+            listed.push(digest.to_string());
+            let nested = matches!(e["mediaType"].as_str(), Some(OCI_INDEX | DOCKER_LIST));
+            if nested
+                && !children.contains_key(digest)
+                && digest != m.digest
+                && let Some(child) = client.get_manifest(digest)?
+            {
+                pending.push(child);
+            }
+        }
+        children.insert(m.digest.clone(), listed);
+    }
+    Ok(())
 }
 
 /// Every tag of the repository with the digest it points to now (tags deleted meanwhile left
