@@ -35,8 +35,12 @@ pub struct Summary {
     pub successful: usize,
     /// Mean run duration (ms).
     pub mean_run_ms: u64,
-    /// Reused / (built + reused), over all images of all runs.
+    /// Reused / (built + reused), over the images each run was asked for (all of a run's
+    /// images for records that predate the `requested` flag): a prerequisite reused only
+    /// because something else was built on it is not a cache hit of the build asked for.
     pub hit_rate: f64,
+    /// Images reused as prerequisites only (not asked for), over all runs.
+    pub prerequisites_reused: usize,
     /// Per image.
     pub images: BTreeMap<String, ImageStats>,
 }
@@ -57,12 +61,14 @@ pub fn summarize(records: &[Record]) -> Summary {
     let mut reuse_ms: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let (mut hits, mut total) = (0usize, 0usize);
     for r in records {
+        let flagged = r.images.values().any(|i| i.requested);
         for (name, i) in &r.images {
             let st = s.images.entry(name.clone()).or_default();
+            let asked = !flagged || i.requested;
             match i.status.as_str() {
                 "built" => {
                     st.built += 1;
-                    total += 1;
+                    total += usize::from(asked);
                     build_ms
                         .entry(name.clone())
                         .or_default()
@@ -70,8 +76,9 @@ pub fn summarize(records: &[Record]) -> Summary {
                 }
                 "reused" => {
                     st.reused += 1;
-                    total += 1;
-                    hits += 1;
+                    total += usize::from(asked);
+                    hits += usize::from(asked);
+                    s.prerequisites_reused += usize::from(!asked);
                     reuse_ms
                         .entry(name.clone())
                         .or_default()
@@ -119,11 +126,12 @@ pub fn text(s: &Summary) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} run(s), {} successful, mean {}; reuse (cache hit) rate {:.0}%",
+        "{} run(s), {} successful, mean {}; reuse (cache hit) rate {:.0}% of the images asked for; {} prerequisite(s) reused",
         s.runs,
         s.successful,
         secs(Some(s.mean_run_ms)),
-        s.hit_rate * 100.0
+        s.hit_rate * 100.0,
+        s.prerequisites_reused
     );
     let _ = writeln!(
         out,
@@ -219,11 +227,12 @@ pub fn html(records: &[Record], last: usize) -> String {
     );
     let _ = write!(
         h,
-        "<h1>strata build report</h1><p>{} run(s), {} successful, mean {}; reuse (cache hit) rate <b>{:.0}%</b></p>",
+        "<h1>strata build report</h1><p>{} run(s), {} successful, mean {}; reuse (cache hit) rate <b>{:.0}%</b> of the images asked for; {} prerequisite(s) reused</p>",
         s.runs,
         s.successful,
         secs(Some(s.mean_run_ms)),
-        s.hit_rate * 100.0
+        s.hit_rate * 100.0,
+        s.prerequisites_reused
     );
     h.push_str("<table><tr><th>image</th><th>built</th><th>reused</th><th>failed</th><th>build avg</th><th>reuse avg</th><th>size</th><th>layers</th></tr>");
     for (n, i) in &s.images {
@@ -306,12 +315,46 @@ mod tests {
         assert_eq!(s.images["app"].mean_build_ms, Some(1000));
         assert_eq!(s.images["base"].mean_reuse_ms, Some(100));
         let t = text(&s);
-        assert!(t.contains("rate 25%"), "{t}");
+        assert!(t.contains("rate 25% of the images asked for"), "{t}");
         let h = html(&rs, 5);
         assert!(
             h.contains("<svg") && h.contains("<title>app built 1.0s</title>"),
             "{h}"
         );
         assert_eq!(h.matches("<svg").count(), 2);
+    }
+
+    #[test]
+    fn prerequisites_reused_are_not_cache_hits() {
+        // An app change: app asked for and built; base and tooling reused only because app
+        // builds on them. Then a run asking for everything, all reused.
+        let mut app_change = rec(
+            "1",
+            &[
+                ("base", "reused", 0, 10),
+                ("tooling", "reused", 0, 10),
+                ("app", "built", 10, 1000),
+            ],
+        );
+        app_change.images.get_mut("app").unwrap().requested = true;
+        let mut all = rec(
+            "2",
+            &[
+                ("base", "reused", 0, 10),
+                ("tooling", "reused", 0, 10),
+                ("app", "reused", 0, 10),
+            ],
+        );
+        for i in all.images.values_mut() {
+            i.requested = true;
+        }
+        let s = summarize(&[app_change, all]);
+        assert_eq!(s.hit_rate, 0.75, "3 of the 4 images asked for were reused");
+        assert_eq!(s.prerequisites_reused, 2);
+        assert!(
+            text(&s).contains("2 prerequisite(s) reused"),
+            "{}",
+            text(&s)
+        );
     }
 }
