@@ -985,6 +985,23 @@ fn build_refuses_cache_settings_the_engine_cannot_honour() {
     }
 }
 
+/// A containers-storage config for empty vfs storage under `dir/name` (a fresh runner for
+/// buildah and podman); returns the config's path for `CONTAINERS_STORAGE_CONF`.
+fn fresh_storage(dir: &Path, name: &str) -> String {
+    let root = dir.join(name);
+    let conf = dir.join(format!("{name}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}/graph\"\nrunroot = \"{}/run\"\n",
+            root.display(),
+            root.display()
+        ),
+    )
+    .unwrap();
+    conf.to_str().unwrap().to_string()
+}
+
 /// buildah with `cache-to` and `cache-from` a repository of a loopback registry: the first
 /// build pushes its layer cache there, and a second build on fresh, empty local storage (a
 /// fresh runner) takes every step from that cache: the app's RUN does not run again.
@@ -1013,20 +1030,7 @@ fn buildah_layer_cache_in_a_registry_serves_a_fresh_runner() {
     write(p, "src/main.txt", &format!("{marker}\n"));
     git(p, &["commit", "-qam", "layer cache in the registry"]);
     // Each build on its own empty storage.
-    let storage = |name: &str| {
-        let root = p.join(name);
-        let conf = p.join(format!("{name}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}/graph\"\nrunroot = \"{}/run\"\n",
-                root.display(),
-                root.display()
-            ),
-        )
-        .unwrap();
-        conf
-    };
+    let storage = |name: &str| fresh_storage(p, name);
     let args = [
         "build",
         "--all",
@@ -1036,11 +1040,7 @@ fn buildah_layer_cache_in_a_registry_serves_a_fresh_runner() {
         "buildah",
     ];
     let first = storage("storage-1");
-    let o = strata(
-        p,
-        &args,
-        &[("CONTAINERS_STORAGE_CONF", first.to_str().unwrap())],
-    );
+    let o = strata(p, &args, &[("CONTAINERS_STORAGE_CONF", first.as_str())]);
     let r = record(p, &ok(&o));
     let log = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(
@@ -1056,11 +1056,7 @@ fn buildah_layer_cache_in_a_registry_serves_a_fresh_runner() {
     assert!(tags.len() >= 3, "cache images in the registry: {tags:?}");
 
     let second = storage("storage-2");
-    let o = strata(
-        p,
-        &args,
-        &[("CONTAINERS_STORAGE_CONF", second.to_str().unwrap())],
-    );
+    let o = strata(p, &args, &[("CONTAINERS_STORAGE_CONF", second.as_str())]);
     let r = record(p, &ok(&o));
     let log = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(
@@ -1098,20 +1094,7 @@ fn daemonless_registry(engine: &str) {
     let d = project(&repo, "storage-driver = \"vfs\"\nisolation = \"chroot\"");
     let p = d.path();
     // Each run on its own empty storage: a fresh runner.
-    let storage = |name: &str| {
-        let root = p.join(name);
-        let conf = p.join(format!("{name}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}/graph\"\nrunroot = \"{}/run\"\n",
-                root.display(),
-                root.display()
-            ),
-        )
-        .unwrap();
-        conf.to_str().unwrap().to_string()
-    };
+    let storage = |name: &str| fresh_storage(p, name);
     let run = |args: &[&str], conf: &str| {
         let mut all = args.to_vec();
         all.extend(["--json", "--engine", engine]);
