@@ -11,6 +11,7 @@
 //! | `unused-arg` | warning | an `ARG` never referenced (it still busts every later `RUN`) |
 //! | `unreachable-stage` | warning | a stage the final stage never uses |
 //! | `unpinned-base` | warning | a base image by tag, not digest |
+//! | `script-copied-to-run` | info | a script `COPY`ed from the context only to be run by a later `RUN`: a bind mount keeps it out of the image and saves a layer |
 
 use serde::Serialize;
 
@@ -98,6 +99,11 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         Severity::Warning,
         "base image not pinned by digest",
     ),
+    (
+        "script-copied-to-run",
+        Severity::Info,
+        "script copied into the image only to be run once",
+    ),
 ];
 
 /// Runs every rule. `is_ignored(source)` says whether a literal context source exists and is
@@ -109,6 +115,7 @@ pub fn lint(graph: &Graph, is_ignored: &dyn Fn(&str) -> bool) -> Vec<Finding> {
     for stage in &graph.stages {
         copy_ignored(stage, is_ignored, &mut out);
         context_copy_before_deps(stage, &mut out);
+        script_copied_to_run(graph, stage, &mut out);
         package_cache_left(stage, &mut out);
         serial_downloads(stage, &mut out);
         unused_stage_args(stage, &mut out);
@@ -400,6 +407,91 @@ fn context_copy_before_deps(stage: &Stage, out: &mut Vec<Finding>) {
                 stage: stage.name.clone(),
             });
         }
+    }
+}
+
+/// Programs that run a script given as their first non-flag argument.
+const INTERPRETERS: &[&str] = &[
+    "sh", "bash", "dash", "ash", "zsh", "ksh", "python", "python3", "perl", "ruby", "node", ".",
+    "source",
+];
+
+/// The file a `COPY` of one literal context file creates, when the destination is absolute.
+fn copied_file(sources: &[String], dest: &str) -> Option<String> {
+    let [source] = sources else { return None };
+    let literal = !source.contains(['*', '?', '[']) && !source.ends_with('/');
+    let name = source
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty() && *n != ".")?;
+    if !literal || !dest.starts_with('/') {
+        return None;
+    }
+    Some(if dest.ends_with('/') {
+        format!("{dest}{name}")
+    } else {
+        dest.to_string()
+    })
+}
+
+/// Whether a RUN's script executes `path`: as an interpreter's script argument
+/// (`sh -e /x.sh`, `. /x.sh`) or, for a `.sh`/`.py`/… file, as the command itself.
+fn runs_script(script: &str, path: &str) -> bool {
+    let unquote = |t: &str| t.trim_matches(|c| c == '"' || c == '\'').to_string();
+    let scripty = [".sh", ".bash", ".py", ".pl", ".rb", ".js"]
+        .iter()
+        .any(|ext| path.ends_with(ext));
+    commands(script).iter().any(|cmd| {
+        let toks: Vec<String> = cmd.iter().map(|t| unquote(t)).collect();
+        if toks.first().is_some_and(|t| t == path) {
+            return scripty;
+        }
+        let Some(at) = toks.iter().position(|t| t == path) else {
+            return false;
+        };
+        toks[..at]
+            .iter()
+            .rposition(|t| !t.starts_with('-'))
+            .is_some_and(|i| INTERPRETERS.contains(&toks[i].rsplit('/').next().unwrap_or("")))
+    })
+}
+
+/// `COPY script /x` then `RUN sh /x`, with nothing else in the Dockerfile naming `/x`.
+fn script_copied_to_run(graph: &Graph, stage: &Stage, out: &mut Vec<Finding>) {
+    for (i, step) in stage.steps.iter().enumerate() {
+        if step.keyword() != "COPY" || !step.instruction.flags.is_empty() {
+            continue;
+        }
+        let Some((CopySource::Context, sources, dest)) = &step.copy else {
+            continue;
+        };
+        let Some(path) = copied_file(sources, dest) else {
+            continue;
+        };
+        let run = stage.steps[i + 1..]
+            .iter()
+            .find(|s| s.op == OpKind::Exec && runs_script(&run_text(s), &path));
+        let Some(run) = run else { continue };
+        let named_elsewhere = graph.stages.iter().flat_map(|s| s.steps.iter()).any(|s| {
+            !std::ptr::eq(s, step) && !std::ptr::eq(s, run) && step_text(s).contains(&path)
+        });
+        if named_elsewhere {
+            continue;
+        }
+        out.push(Finding {
+            rule: "script-copied-to-run",
+            severity: Severity::Info,
+            line: step.line(),
+            message: format!(
+                "`{path}` is copied only for the RUN on line {}: it stays in the image and costs a layer (each layer is one more download and unpack on a fresh runner)",
+                run.line()
+            ),
+            fix: format!(
+                "bind-mount it for that RUN and drop the COPY: RUN --mount=type=bind,source={},target={path} … (keep the COPY if the image needs the file at run time)",
+                sources[0]
+            ),
+            stage: stage.name.clone(),
+        });
     }
 }
 

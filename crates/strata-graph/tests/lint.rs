@@ -224,6 +224,57 @@ fn rules_positive_and_negative() {
             &[("copy-ignored-file", 2)],
         ),
         ("included source", "FROM PINNED\nCOPY app.py /app/\n", &[]),
+        // script-copied-to-run
+        (
+            "installer copied then run with sh",
+            "FROM PINNED\nCOPY scripts/install.sh /usr/local/sbin/install\nRUN sh -e /usr/local/sbin/install 1 2\n",
+            &[("script-copied-to-run", 2)],
+        ),
+        (
+            "into a directory, run directly, exec form",
+            "FROM PINNED\nCOPY tools/setup.sh /opt/\nRUN [\"/opt/setup.sh\", \"--all\"]\n",
+            &[("script-copied-to-run", 2)],
+        ),
+        (
+            "sourced, quoted",
+            "FROM PINNED\nCOPY env.sh /etc/env.sh\nRUN . \"/etc/env.sh\" && make\n",
+            &[("script-copied-to-run", 2)],
+        ),
+        (
+            "the bind mount is the fix",
+            "FROM PINNED\nRUN --mount=type=bind,source=scripts/install.sh,target=/i sh /i\n",
+            &[],
+        ),
+        (
+            "also the entrypoint: needed at run time",
+            "FROM PINNED\nCOPY run.sh /run.sh\nRUN sh /run.sh --check\nENTRYPOINT [\"/run.sh\"]\n",
+            &[],
+        ),
+        (
+            "a binary the RUN executes stays (it is the image's, not a script)",
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
+            &[],
+        ),
+        (
+            "data read by the RUN is not a script",
+            "FROM PINNED\nCOPY list.txt /etc/list.txt\nRUN xargs echo < /etc/list.txt\n",
+            &[],
+        ),
+        (
+            "a later stage copies it out",
+            "FROM PINNED AS a\nCOPY x.sh /x.sh\nRUN sh /x.sh\nFROM PINNED\nCOPY --from=a /x.sh /x.sh\n",
+            &[],
+        ),
+        (
+            "a copy with --chmod is left alone",
+            "FROM PINNED\nCOPY --chmod=755 x.sh /x.sh\nRUN /x.sh\n",
+            &[],
+        ),
+        (
+            "directories and globs are left alone",
+            "FROM PINNED\nCOPY scripts/ /s/\nCOPY *.sh /t/\nRUN sh /s/a.sh && sh /t/b.sh\n",
+            &[],
+        ),
     ];
     for (name, text, want) in cases {
         let f = run(text, &["secret.env"]);

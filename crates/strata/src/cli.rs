@@ -104,10 +104,11 @@ Examples:
   strata lint -f Containerfile
   strata lint --fail-on warning --format json | jq '.[].rule'
   strata lint --format sarif > strata.sarif   # upload to GitHub code scanning
+  strata lint -f Dockerfile.tooling --build-arg BASE_IMAGE=base   # FROM ${BASE_IMAGE}
 
 Rules: merged-package-db (error), copy-ignored-file (error), context-copy-before-deps,
 package-cache-left, serial-downloads, unused-arg, unreachable-stage, unpinned-base
-(warnings).
+(warnings), script-copied-to-run (info).
 
 Exit status: 0 no finding at --fail-on severity (default error) or above, 1 such findings,
 2 unreadable or unparseable input.";

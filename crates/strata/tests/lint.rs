@@ -140,3 +140,57 @@ fn unreadable_or_unparseable_input_exits_2() {
     let out = lint(&[], &dir.path().join("missing"));
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn the_layered_example_lints_clean_given_its_base_image_arg() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/layered");
+    let run = |file: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["lint", "--format", "json", "--context"])
+            .arg(&dir)
+            .arg("-f")
+            .arg(dir.join(file))
+            .args(extra)
+            .env_remove("STRATA_LOG")
+            .output()
+            .unwrap()
+    };
+    for file in ["Dockerfile.base", "Dockerfile.monolithic"] {
+        let out = run(file, &[]);
+        assert_eq!(out.status.code(), Some(0), "{file}");
+        assert_eq!(json(&out), Value::Array(vec![]), "{file}");
+    }
+    let pinned = format!("BASE_IMAGE=base@sha256:{}", "0".repeat(64));
+    for file in ["Dockerfile.tooling", "Dockerfile"] {
+        let out = run(file, &["--build-arg", &pinned]);
+        assert_eq!(json(&out), Value::Array(vec![]), "{file}");
+        // Without the arg, FROM ${BASE_IMAGE} is blank: an input error naming the line.
+        let out = run(file, &[]);
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--build-arg"), "{err}");
+    }
+}
+
+#[test]
+fn a_script_copied_only_to_be_run_is_a_note_that_does_not_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Dockerfile");
+    fs::write(
+        &file,
+        "FROM scratch\nCOPY install.sh /usr/local/sbin/install\nRUN [\"sh\", \"/usr/local/sbin/install\"]\n",
+    )
+    .unwrap();
+    let out = lint(&["--format", "json", "--fail-on", "warning"], &file);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v[0]["rule"], "script-copied-to-run", "{v:#}");
+    assert_eq!(v[0]["severity"], "info");
+    assert_eq!(v[0]["line"], 2);
+    assert!(
+        v[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("--mount=type=bind,source=install.sh,target=/usr/local/sbin/install")
+    );
+}

@@ -2,16 +2,14 @@
 
 use std::process::ExitCode;
 
+use crate::cmd::plan::{dockerfile_path, parse_build_args};
+use crate::exit::{CmdResult, input};
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use strata_graph::context::ignored_sources;
 use strata_graph::lint::{Severity, lint};
 use strata_graph::plan::{load_graph, load_ignore};
 use strata_graph::render;
-use strata_graph::stages::BuildOptions;
-
-use crate::cmd::plan::dockerfile_path;
-use crate::exit::{CmdResult, input};
 
 /// Output formats of `strata lint`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -48,6 +46,10 @@ pub struct LintArgs {
     /// Exit 1 when a finding is at least this severe.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
+    /// A build argument, as `docker build` takes it (`--build-arg BASE_IMAGE=x`); needed when
+    /// a `FROM` names an ARG without a default, as a layered image's Dockerfile does.
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    pub build_args: Vec<String>,
 }
 
 use std::path::PathBuf;
@@ -55,7 +57,7 @@ use std::path::PathBuf;
 /// Runs `strata lint`.
 pub fn run(args: LintArgs) -> CmdResult {
     let dockerfile = dockerfile_path(args.file.as_deref(), &args.context);
-    let graph = load_graph(&dockerfile, &BuildOptions::default()).map_err(input)?;
+    let graph = load_graph(&dockerfile, &parse_build_args(&args.build_args)?).map_err(input)?;
     let ignored: Vec<String> = if args.context.is_dir() {
         let (_, matcher) = load_ignore(&dockerfile, &args.context).map_err(input)?;
         let sources: Vec<String> = graph
