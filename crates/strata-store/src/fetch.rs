@@ -103,6 +103,12 @@ pub enum Failure {
     /// Connecting, sending or receiving failed (including deadlines).
     #[error("{0}")]
     Transport(String),
+    /// The server's certificate was not trusted (or the TLS handshake failed): not retried,
+    /// since nothing changes by asking again.
+    #[error(
+        "{0} (a mirror signed by a private CA is trusted with SSL_CERT_FILE=ca.pem or SSL_CERT_DIR)"
+    )]
+    Tls(String),
     /// The bytes were wrong, or the store could not take them.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -120,7 +126,7 @@ impl Failure {
                     || *s == StatusCode::REQUEST_TIMEOUT
             }
             Failure::Transport(_) => true,
-            Failure::Store(_) | Failure::NoRanges => false,
+            Failure::Tls(_) | Failure::Store(_) | Failure::NoRanges => false,
         }
     }
 }
@@ -504,7 +510,11 @@ fn transport(e: reqwest::Error) -> Failure {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    Failure::Transport(text)
+    if text.contains("certificate") || text.contains("HandshakeFailure") {
+        Failure::Tls(text)
+    } else {
+        Failure::Transport(text)
+    }
 }
 
 /// `name version (file name)`, how artifacts are named in messages.
@@ -568,6 +578,7 @@ mod tests {
         assert!(Failure::Status(StatusCode::TOO_MANY_REQUESTS).is_transient());
         assert!(!Failure::Status(StatusCode::NOT_FOUND).is_transient());
         assert!(Failure::Transport("x".into()).is_transient());
+        assert!(!Failure::Tls("invalid peer certificate: UnknownIssuer".into()).is_transient());
         assert!(
             !Failure::Store(StoreError::SizeMismatch {
                 expected: 1,

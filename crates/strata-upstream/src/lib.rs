@@ -49,6 +49,7 @@
 
 mod parse;
 mod server;
+mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -177,6 +178,7 @@ pub struct UpstreamBuilder {
     addr: SocketAddr,
     log_requests: bool,
     basic_auth: Option<String>,
+    tls: bool,
 }
 
 impl Default for UpstreamBuilder {
@@ -198,7 +200,17 @@ impl UpstreamBuilder {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             log_requests: false,
             basic_auth: None,
+            tls: false,
         }
+    }
+
+    /// Serves HTTPS instead of HTTP, with a certificate for `127.0.0.1` and `localhost`
+    /// signed by a certificate authority made for this server alone: clients trust it
+    /// through [`Upstream::ca_pem`] (e.g. written to a file named by `SSL_CERT_FILE`).
+    /// Faults, latency and rate limits work as over HTTP.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
     }
 
     /// Serves `bytes` at `/<url_path>` (a leading `/` in `url_path` is optional).
@@ -275,6 +287,7 @@ impl UpstreamBuilder {
 /// open connection (stalled ones included) is dropped.
 pub struct Upstream {
     addr: SocketAddr,
+    ca_pem: Option<String>,
     shared: Arc<server::Shared>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -294,10 +307,22 @@ impl Upstream {
         self.addr
     }
 
-    /// The URL of `url_path`: `http://127.0.0.1:PORT/<url_path>` (a leading `/` in
-    /// `url_path` is optional; it is not percent-encoded).
+    /// The certificate authority (PEM) that signed the server's certificate, when it
+    /// serves HTTPS ([`UpstreamBuilder::tls`]).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// The URL of `url_path`: `http://127.0.0.1:PORT/<url_path>` (`https://` with
+    /// [`UpstreamBuilder::tls`]; a leading `/` in `url_path` is optional; it is not
+    /// percent-encoded).
     pub fn url(&self, url_path: &str) -> String {
-        format!("http://{}{}", self.addr, parse::path_key(url_path))
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}{}", self.addr, parse::path_key(url_path))
     }
 
     /// `GET` requests received for `url_path` so far, whatever their outcome. `HEAD`

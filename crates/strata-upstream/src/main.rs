@@ -61,6 +61,12 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     port_file: Option<PathBuf>,
 
+    /// Serve HTTPS with a certificate authority made for this run, and write that CA's
+    /// certificate (PEM) to FILE before the port is announced: clients trust it with
+    /// e.g. SSL_CERT_FILE=FILE.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+
     /// Log one line per request to standard error.
     #[arg(short, long)]
     verbose: bool,
@@ -84,14 +90,15 @@ fn parse_fault(s: &str) -> Result<(String, Fault), String> {
     Ok((path.to_owned(), fault))
 }
 
-fn write_port_file(file: &Path, port: u16) -> std::io::Result<()> {
+/// Writes `text` to `file` atomically (temp file + rename).
+fn write_atomically(file: &Path, text: &str) -> std::io::Result<()> {
     let name = file
         .file_name()
         .ok_or_else(|| std::io::Error::other("the port file has no file name"))?;
     let mut tmp_name = name.to_owned();
     tmp_name.push(format!(".tmp.{}", std::process::id()));
     let tmp = file.with_file_name(tmp_name);
-    std::fs::write(&tmp, format!("{port}\n"))?;
+    std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, file).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
@@ -112,7 +119,8 @@ fn main() -> ExitCode {
     let mut builder = UpstreamBuilder::new()
         .addr(args.addr)
         .latency(Duration::from_millis(args.latency_ms))
-        .log_requests(args.verbose);
+        .log_requests(args.verbose)
+        .tls(args.tls_ca.is_some());
     for root in &args.root {
         builder = builder.dir(root);
     }
@@ -158,10 +166,24 @@ fn main() -> ExitCode {
         }
     };
     let addr = upstream.addr();
-    println!("listening on http://{addr}");
+    if let (Some(file), Some(pem)) = (&args.tls_ca, upstream.ca_pem())
+        && let Err(e) = write_atomically(file, pem)
+    {
+        eprintln!(
+            "strata-upstream: cannot write the CA certificate {}: {e}",
+            file.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let scheme = if upstream.ca_pem().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
     if let Some(file) = &args.port_file
-        && let Err(e) = write_port_file(file, addr.port())
+        && let Err(e) = write_atomically(file, &format!("{}\n", addr.port()))
     {
         eprintln!(
             "strata-upstream: cannot write the port file {}: {e}",

@@ -244,14 +244,32 @@ impl IoSignals {
     }
 }
 
+/// A connection's byte stream: plain TCP, or TLS over TCP.
+trait Socket: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {
+    /// The TCP socket underneath (for the RST of an injected reset).
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Socket for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Socket for tokio_rustls::server::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
 /// The connection's socket: reports flushes to [`IoSignals`] and is closed with a TCP
 /// RST instead of a FIN once a reset was injected.
-struct ConnIo {
-    inner: TokioIo<TcpStream>,
+struct ConnIo<S: Socket> {
+    inner: TokioIo<S>,
     signals: Arc<IoSignals>,
 }
 
-impl hyper::rt::Read for ConnIo {
+impl<S: Socket> hyper::rt::Read for ConnIo<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -261,7 +279,7 @@ impl hyper::rt::Read for ConnIo {
     }
 }
 
-impl hyper::rt::Write for ConnIo {
+impl<S: Socket> hyper::rt::Write for ConnIo<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -301,11 +319,11 @@ impl hyper::rt::Write for ConnIo {
     }
 }
 
-impl Drop for ConnIo {
+impl<S: Socket> Drop for ConnIo<S> {
     fn drop(&mut self) {
         if self.signals.reset.load(Ordering::SeqCst) {
             // SO_LINGER 0: close() sends RST and discards unsent data.
-            let _ = self.inner.inner().set_zero_linger();
+            let _ = self.inner.inner().tcp().set_zero_linger();
         }
     }
 }
@@ -320,7 +338,15 @@ pub(crate) fn start(builder: UpstreamBuilder) -> io::Result<Upstream> {
         addr,
         log_requests,
         basic_auth,
+        tls,
     } = builder;
+    let tls = if tls {
+        Some(crate::tls::identity()?)
+    } else {
+        None
+    };
+    let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+    let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
     let shared = Arc::new(Shared {
         files,
         dirs,
@@ -350,12 +376,13 @@ pub(crate) fn start(builder: UpstreamBuilder) -> io::Result<Upstream> {
     let thread = std::thread::Builder::new()
         .name(format!("strata-upstream {addr}"))
         .spawn(move || {
-            runtime.block_on(accept_loop(listener, server_shared, rx));
+            runtime.block_on(accept_loop(listener, acceptor, server_shared, rx));
             // Drops every connection task, stalled ones included.
             runtime.shutdown_timeout(Duration::from_secs(2));
         })?;
     Ok(Upstream {
         addr,
+        ca_pem,
         shared,
         shutdown: Some(tx),
         thread: Some(thread),
@@ -364,6 +391,7 @@ pub(crate) fn start(builder: UpstreamBuilder) -> io::Result<Upstream> {
 
 async fn accept_loop(
     listener: std::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -379,7 +407,21 @@ async fn accept_loop(
             _ = &mut shutdown => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve_connection(stream, shared.clone()));
+                    let _ = stream.set_nodelay(true);
+                    let shared = shared.clone();
+                    match acceptor.clone() {
+                        None => {
+                            tokio::spawn(serve_connection(stream, shared));
+                        }
+                        Some(acceptor) => {
+                            tokio::spawn(async move {
+                                // A failed handshake (an untrusting client) ends here.
+                                if let Ok(tls) = acceptor.accept(stream).await {
+                                    serve_connection(tls, shared).await;
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     // E.g. EMFILE under a flood of connections: back off, keep serving.
@@ -391,9 +433,8 @@ async fn accept_loop(
     }
 }
 
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+async fn serve_connection(stream: impl Socket, shared: Arc<Shared>) {
     let _guard = ConnectionGuard::new(shared.clone());
-    let _ = stream.set_nodelay(true);
     let signals = Arc::new(IoSignals::new());
     let ctx = Arc::new(ConnectionCtx {
         pacer: shared

@@ -139,3 +139,35 @@ fn help_documents_options_and_fault_specs() {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
 }
+
+#[test]
+fn tls_ca_serves_https_and_writes_the_ca_before_the_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let port_file = dir.path().join("upstream.port");
+    let ca_file = dir.path().join("ca.pem");
+    let mut server = Server(
+        Command::new(BIN)
+            .arg("--root")
+            .arg(&root)
+            .arg("--tls-ca")
+            .arg(&ca_file)
+            .arg("--port-file")
+            .arg(&port_file)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let port: u16 = wait_for_file(&port_file).trim().parse().unwrap();
+    let ca = std::fs::read_to_string(&ca_file).expect("the CA is written before the port");
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("listening on https://127.0.0.1:{port}")
+    );
+}

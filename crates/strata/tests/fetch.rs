@@ -1,9 +1,12 @@
 //! `strata fetch` end to end: real processes against a real loopback upstream.
 
 mod common;
+#[path = "common/fuse.rs"]
+mod fuse;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -1045,4 +1048,106 @@ fn env_and_inject_files_from_the_command_line() {
     // Not an output directory: exit 2.
     let missing = run(strata().arg("env").arg(dir.path().join("nope")));
     assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn https_upstreams_are_verified_and_a_private_ca_is_trusted_through_ssl_cert_file() {
+    let files = Files::new(1, 5_000);
+    let up = files
+        .serve(UpstreamBuilder::new().tls(true))
+        .start()
+        .unwrap();
+    assert!(up.url("").starts_with("https://127.0.0.1:"));
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+
+    // The upstream's CA is in no trust store: every artifact fails, none is trusted blindly,
+    // and the message says how to trust a private CA.
+    let untrusted = run(
+        fetch_json(&dir.path().join("cache"), &dir.path().join("out1"))
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .args(["--retries", "0"])
+            .args(&lockfiles),
+    );
+    assert_eq!(untrusted.status.code(), Some(1));
+    let summary = json(&untrusted);
+    let failed = summary["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), files.count(), "{summary}");
+    assert_eq!(summary["downloaded"], 0);
+    let error = failed[0]["error"].as_str().unwrap();
+    assert!(error.contains("certificate"), "{error}");
+    assert!(error.contains("SSL_CERT_FILE"), "{error}");
+
+    // Trusted through SSL_CERT_FILE, as with curl and pip: the same fetch succeeds.
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, up.ca_pem().unwrap()).unwrap();
+    let out = dir.path().join("out2");
+    let trusted = run(fetch_json(&dir.path().join("cache"), &out)
+        .env("SSL_CERT_FILE", &ca)
+        .args(&lockfiles));
+    assert_eq!(trusted.status.code(), Some(0), "{}", json(&trusted));
+    assert_eq!(json(&trusted)["downloaded"], files.count());
+    for (path, bytes) in files.expected_outputs() {
+        assert_eq!(std::fs::read(out.join(&path)).unwrap(), bytes, "{path}");
+    }
+}
+
+#[test]
+fn a_terminal_gets_a_progress_bar_and_a_pipe_gets_plain_lines() {
+    // `script` (util-linux, in every Debian) runs the fetch on a pseudo-terminal and copies
+    // what it draws to its own stdout.
+    if !fuse::require("script (util-linux)", fuse::have("script")) {
+        return;
+    }
+    let files = Files::new(2, 150_000);
+    // ~1 s of downloading: long enough for the bar to be drawn several times.
+    let up = files
+        .serve(UpstreamBuilder::new())
+        .rate_limit(400_000)
+        .start()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lockfiles = files.write_lockfiles(&dir.path().join("src"), &up);
+    let command_line = |cache: &str, out: &str| {
+        let mut words = vec![
+            env!("CARGO_BIN_EXE_strata").to_string(),
+            "fetch".into(),
+            "--cache-dir".into(),
+            dir.path().join(cache).display().to_string(),
+            "-o".into(),
+            dir.path().join(out).display().to_string(),
+        ];
+        words.extend(lockfiles.iter().map(|l| l.display().to_string()));
+        words
+    };
+    let on_tty = run(Command::new("script")
+        .args(["-qfec", &command_line("c1", "o1").join(" "), "/dev/null"])
+        .env("TERM", "xterm")
+        .env_remove("STRATA_LOG")
+        .env_remove("CI"));
+    assert_eq!(on_tty.status.code(), Some(0));
+    let drawn = String::from_utf8_lossy(&on_tty.stdout);
+    assert!(
+        drawn.contains("artifacts") && drawn.contains('\r') && drawn.contains("\x1b[2K"),
+        "a bar redrawn in place: {drawn:?}"
+    );
+    assert!(
+        drawn.contains(&format!("/{} artifacts", files.count())),
+        "{drawn:?}"
+    );
+    assert!(dir.path().join("o1/bom.json").exists());
+
+    let words = command_line("c2", "o2");
+    let piped = run(strata().args(&words[1..]));
+    assert_eq!(piped.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        !err.contains('\x1b') && !err.contains('\r'),
+        "no control characters in a log: {err:?}"
+    );
+    assert!(
+        err.contains("artifacts"),
+        "the summary is still there: {err:?}"
+    );
 }
