@@ -171,20 +171,13 @@ fn the_plan_cache_gives_the_same_tree_and_any_doubt_falls_back() {
     fetch("after-damage");
     assert_eq!(tree_bytes(&dir.path().join("after-damage")), reference);
 
-    // An entry gone from the store: the plan cannot finish, the full path downloads it.
+    // An artifact's entry gone from the store: the plan cannot finish, the full path
+    // downloads it. (Named by the wheel's digest: the store also holds the generated
+    // bom.json and .build-config.json, whose loss costs no download, and which of them
+    // a directory listing returns first depends on the upstream's port.)
     let requests = up.stats().total_requests;
-    let gone = std::fs::read_dir(cache.join("v1/objects/sha256"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let gone = std::fs::read_dir(gone)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let hex = sha256_hex(&files.wheels[0].1);
+    let gone = cache.join("v1/objects/sha256").join(&hex[..2]).join(&hex);
     std::fs::remove_file(&gone).unwrap();
     let refilled = fetch("refilled");
     assert_eq!(refilled["downloaded"], 1);
