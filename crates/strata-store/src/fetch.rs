@@ -504,16 +504,33 @@ fn transport(e: reqwest::Error) -> Failure {
     } else {
         "request failed".to_string()
     };
+    let mut tls = false;
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         text.push_str(": ");
         text.push_str(&s.to_string());
+        tls |= is_tls_error(s);
         source = s.source();
     }
-    if text.contains("certificate") || text.contains("HandshakeFailure") {
+    if tls {
         Failure::Tls(text)
     } else {
         Failure::Transport(text)
+    }
+}
+
+/// A rustls error (an untrusted certificate, a failed handshake), bare or inside the
+/// `io::Error`s the TLS stream and the connector wrap it in (two deep with hyper-util).
+fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    match e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => is_tls_error(inner),
+        None => false,
     }
 }
 
@@ -579,6 +596,14 @@ mod tests {
         assert!(!Failure::Status(StatusCode::NOT_FOUND).is_transient());
         assert!(Failure::Transport("x".into()).is_transient());
         assert!(!Failure::Tls("invalid peer certificate: UnknownIssuer".into()).is_transient());
+        let rustls_error =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let nested = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls_error,
+        ));
+        assert!(is_tls_error(&nested));
+        assert!(!is_tls_error(&std::io::Error::other("connection refused")));
         assert!(
             !Failure::Store(StoreError::SizeMismatch {
                 expected: 1,

@@ -313,16 +313,20 @@ impl Upstream {
         self.ca_pem.as_deref()
     }
 
-    /// The URL of `url_path`: `http://127.0.0.1:PORT/<url_path>` (`https://` with
-    /// [`UpstreamBuilder::tls`]; a leading `/` in `url_path` is optional; it is not
-    /// percent-encoded).
-    pub fn url(&self, url_path: &str) -> String {
+    /// `http://127.0.0.1:PORT`, or `https://…` with [`UpstreamBuilder::tls`].
+    pub fn origin(&self) -> String {
         let scheme = if self.ca_pem.is_some() {
             "https"
         } else {
             "http"
         };
-        format!("{scheme}://{}{}", self.addr, parse::path_key(url_path))
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The URL of `url_path`: [`origin`](Self::origin) then `/<url_path>` (a leading `/`
+    /// in `url_path` is optional; it is not percent-encoded).
+    pub fn url(&self, url_path: &str) -> String {
+        format!("{}{}", self.origin(), parse::path_key(url_path))
     }
 
     /// `GET` requests received for `url_path` so far, whatever their outcome. `HEAD`

@@ -175,12 +175,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let scheme = if upstream.ca_pem().is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    println!("listening on {scheme}://{addr}");
+    println!("listening on {}", upstream.origin());
     let _ = std::io::stdout().flush();
     if let Some(file) = &args.port_file
         && let Err(e) = write_atomically(file, &format!("{}\n", addr.port()))

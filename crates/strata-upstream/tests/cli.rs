@@ -19,6 +19,15 @@ impl Drop for Server {
     }
 }
 
+/// The first line the server prints on stdout.
+fn first_line(server: &mut Server) -> String {
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim().to_string()
+}
+
 fn wait_for_file(path: &Path) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -51,11 +60,10 @@ fn serves_a_directory_with_faults_and_stops_on_sigterm() {
             .unwrap(),
     );
     let port: u16 = wait_for_file(&port_file).trim().parse().unwrap();
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), format!("listening on http://127.0.0.1:{port}"));
+    assert_eq!(
+        first_line(&mut server),
+        format!("listening on http://127.0.0.1:{port}")
+    );
 
     let url = format!("http://127.0.0.1:{port}/deps/a-1.0.tgz");
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -162,12 +170,8 @@ fn tls_ca_serves_https_and_writes_the_ca_before_the_port() {
     let port: u16 = wait_for_file(&port_file).trim().parse().unwrap();
     let ca = std::fs::read_to_string(&ca_file).expect("the CA is written before the port");
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
     assert_eq!(
-        line.trim(),
+        first_line(&mut server),
         format!("listening on https://127.0.0.1:{port}")
     );
 }

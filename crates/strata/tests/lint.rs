@@ -144,16 +144,13 @@ fn unreadable_or_unparseable_input_exits_2() {
 #[test]
 fn the_layered_example_lints_clean_given_its_base_image_arg() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/layered");
+    let context = dir.to_str().unwrap();
     let run = |file: &str, extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(["lint", "--format", "json", "--context"])
-            .arg(&dir)
-            .arg("-f")
-            .arg(dir.join(file))
-            .args(extra)
-            .env_remove("STRATA_LOG")
-            .output()
-            .unwrap()
+        let args: Vec<&str> = ["--format", "json", "--context", context]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        lint(&args, &dir.join(file))
     };
     for file in ["Dockerfile.base", "Dockerfile.monolithic"] {
         let out = run(file, &[]);
