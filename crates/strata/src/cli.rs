@@ -70,6 +70,8 @@ pub enum Command {
     Gc(crate::cmd::gc::GcArgs),
     /// Serve the lockfiles lazily over HTTP (pip/uv index, npm registry, the tree) and NFS.
     Serve(crate::cmd::serve::ServeArgs),
+    /// Serve registry image layers lazily to podman/buildah (an additional layer store).
+    LayerStore(crate::cmd::layer_store::LayerStoreArgs),
 }
 
 const PLAN_EXAMPLES: &str = "\

@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
         Command::Mount(args) => cmd::mount::run(args),
         Command::Umount(args) => cmd::mount::umount(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::LayerStore(args) => cmd::layer_store::run(args),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@ pub mod fetch_plan;
 pub mod gc;
 pub mod generate;
 pub mod inject;
+pub mod layer_store;
 pub mod lint;
 pub mod mount;
 pub mod plan;

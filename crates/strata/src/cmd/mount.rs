@@ -404,11 +404,14 @@ fn start_prefetch(
 /// terminal went away). Installed before mounting, so that such a signal at any moment after
 /// the mount exists (say, right after `--daemon` returned) unmounts it instead of killing
 /// the process and leaving a dead mount; one that arrives before the waiting starts is kept.
-struct Signals(Vec<tokio::signal::unix::Signal>);
+pub(crate) struct Signals(Vec<tokio::signal::unix::Signal>);
 
 impl Signals {
     /// Installs the handlers (SIGHUP's with `hangup`) on `runtime`.
-    fn install(runtime: &tokio::runtime::Runtime, hangup: bool) -> std::io::Result<Signals> {
+    pub(crate) fn install(
+        runtime: &tokio::runtime::Runtime,
+        hangup: bool,
+    ) -> std::io::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         let _in_runtime = runtime.enter();
         let mut kinds = vec![SignalKind::terminate(), SignalKind::interrupt()];
@@ -423,7 +426,7 @@ impl Signals {
     }
 
     /// Waits for the first of the signals.
-    async fn first(mut self) {
+    pub(crate) async fn first(mut self) {
         let waits = self.0.iter_mut().map(|s| Box::pin(s.recv()));
         futures_util::future::select_all(waits).await;
     }
@@ -438,7 +441,7 @@ fn resolve_mountpoint(path: &Path) -> Result<PathBuf, crate::exit::Failure> {
 }
 
 /// Creates the mountpoint if needed and cleans a stale mount a crashed daemon left there.
-fn prepare_mountpoint(path: &Path) -> Result<PathBuf, crate::exit::Failure> {
+pub(crate) fn prepare_mountpoint(path: &Path) -> Result<PathBuf, crate::exit::Failure> {
     let abs = resolve_mountpoint(path)?;
     match mounts::clean_stale(&abs)
         .with_context(|| format!("could not inspect the mount at {}", abs.display()))
