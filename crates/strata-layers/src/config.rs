@@ -10,6 +10,7 @@
 //! network = "host"                      # passed to the engine's build
 //! jobs = 2                              # images built at once
 //! registry-cache = true                 # docker: inline cache, earlier builds as --cache-from
+//! push-compression = "zstd:chunked"     # buildah/podman: lazily pullable (strata layer-store)
 //!
 //! [image.base]
 //! file = "Dockerfile.base"              # required
@@ -102,7 +103,14 @@ pub struct BuildSettings {
     /// builder cache re-runs only the steps a change reaches (see
     /// [`crate::build::registry_cache_refs`]).
     pub registry_cache: Option<bool>,
+    /// buildah/podman: how pushed layers are compressed (`gzip`, `zstd`, `zstd:chunked`),
+    /// pushed as OCI images. `zstd:chunked` makes them lazily pullable through
+    /// `strata layer-store` (checked: [`PUSH_COMPRESSIONS`]).
+    pub push_compression: Option<String>,
 }
+
+/// The values `[build] push-compression` takes.
+pub const PUSH_COMPRESSIONS: [&str; 3] = ["gzip", "zstd", "zstd:chunked"];
 
 /// One `[image.NAME]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -444,6 +452,15 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError
             ));
         }
     }
+    if let Some(c) = &raw.build.push_compression
+        && !PUSH_COMPRESSIONS.contains(&c.as_str())
+    {
+        return Err(err(
+            value_line(text, &["build", "push-compression"]),
+            Some("build.push-compression".into()),
+            format!("{c:?} is not one of {}", PUSH_COMPRESSIONS.join(", ")),
+        ));
+    }
     if raw.build.jobs == Some(0) {
         return Err(err(
             value_line(text, &["build", "jobs"]),
@@ -662,6 +679,11 @@ protect = ["*-stable", "latest"]
                 "[image.a]\nfile = \"D\"\n[image.b]\nfile = \"E\"\nargs = { X = 1 }\n",
                 Some(5),
                 "image.b.args.X: invalid type: integer `1`, expected a string",
+            ),
+            (
+                "[build]\npush-compression = \"lz4\"\n[image.a]\nfile = \"D\"\n",
+                Some(2),
+                "strata.toml:2: build.push-compression: \"lz4\" is not one of gzip, zstd, zstd:chunked",
             ),
             (
                 "[build]\njobs = \"two\"\n[image.a]\nfile = \"D\"\n",

@@ -57,6 +57,8 @@ pub struct Engine {
     pub storage_driver: Option<String>,
     /// buildah/podman `--isolation`.
     pub isolation: Option<String>,
+    /// buildah/podman `--compression-format` for pushes (then in the OCI format).
+    pub push_compression: Option<String>,
 }
 
 /// What an engine says about a local image.
@@ -100,6 +102,7 @@ impl Engine {
             network,
             storage_driver: storage_driver.or_else(|| env("STRATA_STORAGE_DRIVER")),
             isolation: isolation.or_else(|| env("STRATA_ISOLATION")),
+            push_compression: None,
         }
     }
 
@@ -491,31 +494,42 @@ impl Engine {
         host.starts_with("127.") || host.starts_with("localhost")
     }
 
+    /// The arguments of a buildah/podman push of `reference`, writing its digest to
+    /// `digestfile`.
+    pub fn push_args(&self, reference: &str, digestfile: &str) -> Vec<String> {
+        let mut args = vec!["push".to_string(), format!("--digestfile={digestfile}")];
+        if Self::insecure(reference) {
+            args.push("--tls-verify=false".into());
+        }
+        if let Some(c) = &self.push_compression {
+            args.extend([
+                "--format".into(),
+                "oci".into(),
+                "--compression-format".into(),
+            ]);
+            args.push(c.clone());
+        }
+        args.push(reference.into());
+        args
+    }
+
     /// Pushes a tag; returns the pushed manifest digest when the engine reports it.
     pub fn push(&self, reference: &str) -> Result<Option<String>, String> {
-        let out = match self.kind {
-            EngineKind::Docker => self.run(&["push", reference])?,
-            _ => {
-                let mut args = vec!["push"];
-                if Self::insecure(reference) {
-                    args.push("--tls-verify=false");
-                }
-                args.push(reference);
-                let dir = tempfile_name();
-                let digestfile = format!("--digestfile={dir}");
-                args.insert(1, &digestfile);
-                self.run(&args)?;
-                let d = std::fs::read_to_string(&dir).ok();
-                let _ = std::fs::remove_file(&dir);
-                return Ok(d.map(|s| s.trim().to_string()));
-            }
-        };
-        Ok(out
-            .lines()
-            .rev()
-            .find_map(|l| l.split("digest: ").nth(1))
-            .and_then(|r| r.split_whitespace().next())
-            .map(str::to_string))
+        if self.kind == EngineKind::Docker {
+            let out = self.run(&["push", reference])?;
+            return Ok(out
+                .lines()
+                .rev()
+                .find_map(|l| l.split("digest: ").nth(1))
+                .and_then(|r| r.split_whitespace().next())
+                .map(str::to_string));
+        }
+        let digestfile = tempfile_name();
+        let args = self.push_args(reference, &digestfile);
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let d = std::fs::read_to_string(&digestfile).ok();
+        let _ = std::fs::remove_file(&digestfile);
+        Ok(d.map(|s| s.trim().to_string()))
     }
 
     /// Pulls a reference.
@@ -741,6 +755,7 @@ mod tests {
             network: some("host"),
             storage_driver: some("vfs"),
             isolation: some("chroot"),
+            push_compression: None,
         }
     }
 
@@ -906,6 +921,33 @@ mod tests {
                 (want, got) => panic!("{kind:?} {from:?} {to:?}: want {want:?}, got {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn pushes_name_their_compression_and_format_only_when_configured() {
+        let mut e = engine(EngineKind::Buildah, false);
+        assert_eq!(
+            e.push_args("127.0.0.1:5000/app:t", "/tmp/d"),
+            [
+                "push",
+                "--digestfile=/tmp/d",
+                "--tls-verify=false",
+                "127.0.0.1:5000/app:t"
+            ]
+        );
+        e.push_compression = Some("zstd:chunked".into());
+        assert_eq!(
+            e.push_args("registry.example/app:t", "/tmp/d"),
+            [
+                "push",
+                "--digestfile=/tmp/d",
+                "--format",
+                "oci",
+                "--compression-format",
+                "zstd:chunked",
+                "registry.example/app:t"
+            ]
+        );
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub struct LayerDescriptor {
     pub size: u64,
     /// `sha256:…` of the uncompressed tar (the config's diff ID).
     pub diff_id: String,
+    /// The blob's media type.
+    pub media_type: String,
     /// The descriptor's annotations.
     pub annotations: BTreeMap<String, String>,
 }
@@ -162,6 +164,11 @@ pub fn find_layer(
         digest: digest.to_string(),
         size: layer.get("size").and_then(|s| s.as_u64()).unwrap_or(0),
         diff_id: diff_ids[index].clone(),
+        media_type: layer
+            .get("mediaType")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default()
+            .to_string(),
         annotations,
     })
 }
@@ -222,15 +229,39 @@ pub fn load_tree(registry: &Registry, layer: &LayerDescriptor) -> Result<LayerTr
         digest: layer.digest.clone(),
         source,
     };
-    let location = toc::locate(&layer.annotations)
-        .map_err(toc_error)?
-        .ok_or_else(|| LayerError::NotChunked(layer.digest.clone()))?;
+    let location = match toc::locate(&layer.annotations).map_err(toc_error)? {
+        Some(location) => location,
+        None => locate_by_footer(registry, layer)?,
+    };
     let compressed = registry.get_blob_range(&layer.digest, location.offset, location.length)?;
     let entries = toc::decode(&compressed, &location).map_err(toc_error)?;
     LayerTree::from_entries(&entries).map_err(|source| LayerError::Tree {
         digest: layer.digest.clone(),
         source,
     })
+}
+
+/// The TOC location from the footer of a zstd layer whose descriptor has no TOC annotations
+/// (one range request for the blob's last bytes).
+fn locate_by_footer(
+    registry: &Registry,
+    layer: &LayerDescriptor,
+) -> Result<toc::TocLocation, LayerError> {
+    let not_chunked = || LayerError::NotChunked(layer.digest.clone());
+    if !layer.media_type.ends_with("+zstd") || layer.size < toc::FOOTER_READ {
+        return Err(not_chunked());
+    }
+    let tail = registry.get_blob_range(
+        &layer.digest,
+        layer.size - toc::FOOTER_READ,
+        toc::FOOTER_READ,
+    )?;
+    let location = toc::locate_in_footer(&tail, layer.size).ok_or_else(not_chunked)?;
+    tracing::debug!(
+        "layer {}: TOC located by the blob's footer (the manifest has no TOC annotations)",
+        layer.digest
+    );
+    Ok(location)
 }
 
 #[cfg(test)]

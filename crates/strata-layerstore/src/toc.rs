@@ -98,6 +98,47 @@ pub fn locate(annotations: &BTreeMap<String, String>) -> Result<Option<TocLocati
     }))
 }
 
+/// The magic at the very end of a zstd:chunked blob.
+pub const FOOTER_MAGIC: &[u8; 8] = b"GnUlInUx";
+/// How many bytes at the end of a blob [`locate_in_footer`] needs.
+pub const FOOTER_READ: u64 = 64;
+
+/// The TOC location a zstd:chunked blob's footer gives, for a layer whose descriptor lost its
+/// annotations (containers/image drops them when a push reuses a blob already in the
+/// registry). `tail` is the blob's last bytes (up to [`FOOTER_READ`]), `blob_size` its size.
+/// Two footer layouts exist: 40 bytes (containers/storage ≤ 1.46: offset, length,
+/// uncompressed length, type, magic) and 64 (≥ 1.50: the same four, three tar-split fields,
+/// magic). Without the manifest's checksum the TOC cannot be checked before use; each file is
+/// still checked against the digest the TOC gives it.
+pub fn locate_in_footer(tail: &[u8], blob_size: u64) -> Option<TocLocation> {
+    if tail.len() < 40 || !tail.ends_with(FOOTER_MAGIC) {
+        return None;
+    }
+    let field = |from_end: usize| {
+        let at = tail.len().checked_sub(from_end)?;
+        Some(u64::from_le_bytes(tail[at..at + 8].try_into().ok()?))
+    };
+    let layouts: [usize; 2] = [40, 64];
+    layouts.into_iter().find_map(|size| {
+        let (offset, length, uncompressed, kind) = (
+            field(size)?,
+            field(size - 8)?,
+            field(size - 16)?,
+            field(size - 24)?,
+        );
+        let plausible = kind == TOC_TYPE_CRFS
+            && length <= MAX_TOC_BYTES
+            && uncompressed <= MAX_TOC_BYTES
+            && offset.checked_add(length)? <= blob_size;
+        plausible.then_some(TocLocation {
+            offset,
+            length,
+            uncompressed,
+            checksum: None,
+        })
+    })
+}
+
 /// One tar member as the TOC describes it. `chunk` entries (the further chunks of a large
 /// file) are parsed too; a file's content is read whole from `offset` to `end_offset`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -224,6 +265,38 @@ mod tests {
             )])),
             Err(TocError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn the_footer_locates_the_toc_in_either_layout() {
+        let mut old = Vec::new();
+        for v in [1000u64, 200, 900, 1] {
+            old.extend_from_slice(&v.to_le_bytes());
+        }
+        old.extend_from_slice(FOOTER_MAGIC);
+        let found = locate_in_footer(&old, 5000).unwrap();
+        assert_eq!(
+            (found.offset, found.length, found.uncompressed),
+            (1000, 200, 900)
+        );
+        assert_eq!(found.checksum, None);
+        let mut new = Vec::new();
+        for v in [1000u64, 200, 900, 1, 1300, 50, 400] {
+            new.extend_from_slice(&v.to_le_bytes());
+        }
+        new.extend_from_slice(FOOTER_MAGIC);
+        let found = locate_in_footer(&new, 5000).unwrap();
+        assert_eq!((found.offset, found.length), (1000, 200));
+        assert_eq!(
+            locate_in_footer(&old, 1100),
+            None,
+            "a TOC past the blob's end"
+        );
+        assert_eq!(
+            locate_in_footer(&old[..old.len() - 1], 5000),
+            None,
+            "no magic"
+        );
     }
 
     fn location_for(compressed: &[u8], json_len: usize, checksum: bool) -> TocLocation {

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fuse::{have, mount_source, require, require_fuse, wait_until};
 use common::{run, strata};
+use fuse::{have, mount_source, require, require_fuse, wait_until};
 use strata_registry::testing::TestRegistry;
 
 /// A containers-storage config on overlay under `dir/name`, with `store` as its additional
@@ -211,6 +211,22 @@ fn buildah_builds_from_a_zstd_chunked_image_reading_only_the_files_it_opens() {
             &format!("docker://{gzip}"),
         ],
     );
+    // Pushed again under another tag, the blobs are reused and their TOC annotations lost.
+    let again = format!("{}/lazy:again", registry.host);
+    buildah(
+        &publisher,
+        &[
+            "push",
+            "-q",
+            "--tls-verify=false",
+            "--format",
+            "oci",
+            "--compression-format",
+            "zstd:chunked",
+            "base:local",
+            &format!("docker://{again}"),
+        ],
+    );
     wipe(&publisher, &dir.path().join("publisher"));
 
     // A fresh runner whose storage takes layers from the store.
@@ -304,6 +320,35 @@ fn buildah_builds_from_a_zstd_chunked_image_reading_only_the_files_it_opens() {
     );
     wipe(&plain, &dir.path().join("plain"));
 
+    // Layers without TOC annotations are found by their blobs' footers.
+    let client = strata_registry::Registry::new(
+        strata_registry::RepoRef::parse(&format!("{}/lazy", registry.host)).unwrap(),
+        false,
+    )
+    .unwrap();
+    let bare = client.get_manifest("again").unwrap().unwrap().json();
+    assert!(
+        bare["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l.get("annotations").is_none()),
+        "containers/image reused the blobs without annotations: {bare}"
+    );
+    let before = store.stats();
+    buildah(&runner, &["pull", "-q", "--tls-verify=false", &again]);
+    let after = store.stats();
+    assert_eq!(
+        after["layers_served"].as_u64().unwrap() - before["layers_served"].as_u64().unwrap(),
+        4,
+        "{after}"
+    );
+    let c4 = buildah(&runner, &["from", "--pull-never", &again]);
+    assert_eq!(
+        buildah(&runner, &["run", &c4, "--", "cat", "/opt/cache/new"]),
+        "new"
+    );
+
     // gzip layers are not served: containers-storage pulls them itself, and they work.
     let before = store.stats();
     buildah(&runner, &["pull", "-q", "--tls-verify=false", &gzip]);
@@ -334,4 +379,155 @@ fn a_mountpoint_that_cannot_be_made_is_an_input_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("sub"));
     let out = run(strata().args(["layer-store", "--threads"]));
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `git` in `dir`, with an identity; panics on failure.
+fn git(dir: &Path, args: &[&str]) {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// `strata ARGS --json` in `dir` with a storage config; the build record's statuses.
+fn strata_build(dir: &Path, conf: &Path, args: &[&str]) -> Vec<(String, String)> {
+    let out = run(strata()
+        .current_dir(dir)
+        .args(args)
+        .args(["--json", "--engine", "buildah"])
+        .env("CONTAINERS_STORAGE_CONF", conf)
+        .env_remove("GITHUB_OUTPUT"));
+    assert!(
+        out.status.success(),
+        "strata {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let record: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap()).expect("record JSON");
+    record["images"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// `strata build` with `push-compression = "zstd:chunked"` publishes lazily pullable images;
+/// a fresh runner whose storage uses the layer store then reuses the unchanged base by its
+/// input key without copying its layers, and builds the changed app on it.
+#[test]
+fn strata_build_publishes_zstd_chunked_and_a_fresh_runner_reuses_the_base_lazily() {
+    if !prerequisites() {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("project");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::copy("/bin/busybox", p.join("busybox")).unwrap();
+    std::fs::write(
+        p.join("strata.toml"),
+        format!(
+            "registry = \"{}/set\"\n[build]\nnetwork = \"host\"\npush-compression = \"zstd:chunked\"\n\
+             [image.base]\nfile = \"Dockerfile.base\"\ntags = [\"{{registry}}:base-stable\"]\n\
+             [image.app]\nfile = \"Dockerfile\"\nfrom = \"base\"\ntags = [\"{{registry}}:app-{{short_sha}}\"]\n",
+            registry.host
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("Dockerfile.base"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN head -c 4194304 /dev/urandom > /opt-data\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("Dockerfile"),
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY app.txt /app.txt\nRUN cat /app.txt > /built\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("app.txt"), "one\n").unwrap();
+    git(&p, &["init", "-q", "-b", "main"]);
+    git(&p, &["add", "-A"]);
+    git(&p, &["commit", "-qm", "first"]);
+
+    let first = storage_conf(d.path(), "first", None);
+    let built = strata_build(&p, &first, &["build", "--all", "--push"]);
+    assert_eq!(
+        built,
+        [
+            ("app".into(), "built".into()),
+            ("base".into(), "built".into())
+        ]
+    );
+    wipe(&first, &d.path().join("first"));
+    let client = strata_registry::Registry::new(
+        strata_registry::RepoRef::parse(&format!("{}/set", registry.host)).unwrap(),
+        false,
+    )
+    .unwrap();
+    let manifest = client.get_manifest("base-stable").unwrap().unwrap().json();
+    // Every layer zstd:chunked. The tag pushed after the key tag reused its blobs, and
+    // containers/image 5.23 then drops their TOC annotations: the store finds those TOCs
+    // through the blobs' footers.
+    for layer in manifest["layers"].as_array().unwrap() {
+        assert_eq!(
+            layer["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+    }
+
+    std::fs::write(p.join("app.txt"), "two\n").unwrap();
+    git(&p, &["commit", "-qam", "app change"]);
+    let mountpoint = d.path().join("layers");
+    let store = LayerStore::start(&mountpoint, &d.path().join("cache"));
+    let runner = storage_conf(d.path(), "runner", Some(&mountpoint));
+    let second = strata_build(&p, &runner, &["build", "--base", "HEAD~1", "--push"]);
+    assert_eq!(
+        second,
+        [
+            ("app".into(), "built".into()),
+            ("base".into(), "reused".into())
+        ]
+    );
+    let stats = store.stats();
+    assert_eq!(
+        stats["layers_served"], 1,
+        "the base (one layer: buildah bud without --layers) came from the store: {stats}"
+    );
+    assert!(
+        stats["bytes_fetched"].as_u64().unwrap() < 3 << 20,
+        "the 4 MiB file the app build does not read stayed in the registry: {stats}"
+    );
+    wipe(&runner, &d.path().join("runner"));
+}
+
+#[test]
+fn push_compression_needs_a_daemonless_engine() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("strata.toml"),
+        "[build]\npush-compression = \"zstd:chunked\"\n[image.a]\nfile = \"Dockerfile\"\n",
+    )
+    .unwrap();
+    std::fs::write(d.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let out = run(strata()
+        .current_dir(d.path())
+        .args(["build", "--all", "--engine", "docker"]));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("push-compression") && stderr.contains("buildah"),
+        "{stderr}"
+    );
 }

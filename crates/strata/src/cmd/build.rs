@@ -190,7 +190,7 @@ pub fn run(args: BuildArgs) -> CmdResult {
         Some(EngineArg::Podman) => EngineKind::Podman,
         None => config.build.engine.unwrap_or_default(),
     };
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         kind,
         args.network
             .clone()
@@ -198,6 +198,15 @@ pub fn run(args: BuildArgs) -> CmdResult {
         config.build.storage_driver.clone(),
         config.build.isolation.clone(),
     );
+    if let Some(c) = &config.build.push_compression {
+        if kind == EngineKind::Docker {
+            return Err(input(anyhow::anyhow!(
+                "{}: build.push-compression = {c:?} needs buildah or podman (docker push always gzips); use --engine buildah or remove it",
+                config.path.display()
+            )));
+        }
+        engine.push_compression = Some(c.clone());
+    }
     let registry = args
         .registry
         .clone()
