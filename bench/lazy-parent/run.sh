@@ -3,7 +3,9 @@
 # the usual way vs served lazily by `strata layer-store` — the cost seed 003's app-only row
 # pays on a fresh runner before its own build starts.
 #
-#   bench/lazy-parent/run.sh [--reps N] [--parent-mb MB] [--app-seconds S]
+#   bench/lazy-parent/run.sh [--tiny] [--reps N] [--parent-mb MB] [--app-seconds S]
+#
+# --tiny (CI's smoke run): 1 rep, an 8 MiB parent, a 0.1 s app build.
 #
 # A parent image like examples/layered's tooling (busybox + MB of random "package" data in
 # five layers) is built with buildah and pushed zstd:chunked to a loopback docker-registry.
@@ -20,10 +22,11 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 reps=5; parent_mb=150; app_s=2.4
 while [ $# -gt 0 ]; do
   case $1 in
+    --tiny) reps=1; parent_mb=8; app_s=0.1 ;;
     --reps) reps=$2; shift ;;
     --parent-mb) parent_mb=$2; shift ;;
     --app-seconds) app_s=$2; shift ;;
-    *) echo "usage: $0 [--reps N] [--parent-mb MB] [--app-seconds S]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--tiny] [--reps N] [--parent-mb MB] [--app-seconds S]" >&2; exit 2 ;;
   esac
   shift
 done
