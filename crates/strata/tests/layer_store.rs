@@ -531,3 +531,124 @@ fn push_compression_needs_a_daemonless_engine() {
         "{stderr}"
     );
 }
+
+/// A registry that serves wrong bytes for a file's range: the open fails with EIO, the
+/// failure is counted, and nothing enters the cache; the TOC (intact) still served the pull.
+#[test]
+fn wrong_bytes_from_the_registry_fail_the_open_and_leave_no_cache_entry() {
+    if !prerequisites() {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::copy("/bin/busybox", ctx.join("busybox")).unwrap();
+    let data = common::payload(1 << 20, 7);
+    std::fs::write(ctx.join("data.bin"), &data).unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY data.bin /data.bin\n",
+    )
+    .unwrap();
+    let publisher = storage_conf(dir.path(), "publisher", None);
+    let image = format!("{}/bad:v1", registry.host);
+    buildah(
+        &publisher,
+        &[
+            "bud",
+            "-q",
+            "--layers",
+            "-t",
+            "bad:local",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    buildah(
+        &publisher,
+        &[
+            "push",
+            "-q",
+            "--tls-verify=false",
+            "--format",
+            "oci",
+            "--compression-format",
+            "zstd:chunked",
+            "bad:local",
+            &format!("docker://{image}"),
+        ],
+    );
+    wipe(&publisher, &dir.path().join("publisher"));
+
+    // Flip bytes in the middle of the data layer's blob, where data.bin's frames are.
+    let client = strata_registry::Registry::new(
+        strata_registry::RepoRef::parse(&format!("{}/bad", registry.host)).unwrap(),
+        false,
+    )
+    .unwrap();
+    let manifest = client.get_manifest("v1").unwrap().unwrap().json();
+    let layer = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    let hex = layer["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let blob = registry.dir.path().join(format!(
+        "storage/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 64] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&blob, &bytes).unwrap();
+
+    let mountpoint = dir.path().join("layers");
+    let cache = dir.path().join("cache");
+    let store = LayerStore::start(&mountpoint, &cache);
+    let runner = storage_conf(dir.path(), "runner", Some(&mountpoint));
+    buildah(&runner, &["pull", "-q", "--tls-verify=false", &image]);
+    let c = buildah(&runner, &["from", "--pull-never", &image]);
+    let read = Command::new("buildah")
+        .env("CONTAINERS_STORAGE_CONF", &runner)
+        .args(["run", &c, "--", "/bin/busybox", "cat", "/data.bin"])
+        .output()
+        .unwrap();
+    assert!(!read.status.success(), "reading the corrupted file fails");
+    assert!(
+        String::from_utf8_lossy(&read.stderr).contains("Input/output error"),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let stats = store.stats();
+    assert!(stats["failures"].as_u64().unwrap() >= 1, "{stats}");
+    let entry = |bytes: &[u8]| {
+        let digest = common::sha256_hex(bytes);
+        cache.join(format!("v1/objects/sha256/{}/{digest}", &digest[..2]))
+    };
+    assert!(
+        !entry(&data).exists(),
+        "no cache entry for the file whose bytes were wrong"
+    );
+    // busybox, intact in its own layer, was fetched, verified and kept.
+    assert_eq!(
+        buildah(&runner, &["run", &c, "--", "/bin/busybox", "echo", "ok"]),
+        "ok"
+    );
+    assert!(entry(&std::fs::read("/bin/busybox").unwrap()).exists());
+    wipe(&runner, &dir.path().join("runner"));
+    let (code, stderr) = store.stop();
+    assert_eq!(code, Some(0));
+    assert!(
+        stderr.contains("fetching a file's content failed"),
+        "{stderr}"
+    );
+}
