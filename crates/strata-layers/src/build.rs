@@ -179,6 +179,11 @@ pub fn run(config: &Config, opts: &BuildOptions<'_>) -> Result<Record, LayersErr
             },
         )?;
     }
+    if opts.engine.kind != crate::config::EngineKind::Docker {
+        for n in &plan.images {
+            refuse_stale_layer_cache(config, n)?;
+        }
+    }
     let mut record = Record {
         id: format!(
             "{}-{}",
@@ -457,6 +462,38 @@ pub fn publish_plan(images: &[PublishImage], push: bool) -> Vec<PublishStep> {
         }
     }
     steps
+}
+
+/// With buildah or podman, an image with a layer cache (`cache-from`/`cache-to`, hence
+/// `--layers`) must not bind-mount context files into a RUN: the engine's cache would reuse
+/// that RUN's layer after the files change (see [`crate::engine::context_bind_mounts`]).
+fn refuse_stale_layer_cache(config: &Config, name: &str) -> Result<(), LayersError> {
+    let image = &config.images[name];
+    if image.cache_from.is_empty() && image.cache_to.is_empty() {
+        return Ok(());
+    }
+    let dockerfile = config.dockerfile_rel(image);
+    let Ok(text) = std::fs::read_to_string(config.root.join(&dockerfile)) else {
+        return Ok(()); // a missing Dockerfile is reported where the keys are computed
+    };
+    let Ok(parsed) = strata_dockerfile::parse(&text) else {
+        return Ok(());
+    };
+    match crate::engine::context_bind_mounts(&parsed).first() {
+        None => Ok(()),
+        Some((line, source)) => Err(LayersError::Config(crate::ConfigError {
+            path: config.path.clone(),
+            line: image
+                .cache_from
+                .first()
+                .or(image.cache_to.first())
+                .map(|(_, l)| *l),
+            key: Some(format!("image.{name}.cache-from")),
+            message: format!(
+                "{dockerfile}:{line} bind-mounts `{source}` from the build context into a RUN, and buildah/podman's layer cache ignores those files' content (a change would reuse a stale layer); COPY them instead, or drop cache-from/cache-to for this image"
+            ),
+        })),
+    }
 }
 
 /// What running a publish plan did.

@@ -551,6 +551,28 @@ impl Engine {
     }
 }
 
+/// The RUN instructions of a Dockerfile that bind-mount files from the build context (a
+/// `--mount` of type bind without `from=`): `(line, source)`. buildah's and podman's layer
+/// cache (`--layers`, which `cache-from`/`cache-to` need) keys a RUN on its text, not on the
+/// content of those files (buildah 1.28, podman 4.3: a changed bind-mounted script reuses
+/// the stale layer), so strata refuses that combination before building. Pure.
+pub fn context_bind_mounts(dockerfile: &strata_dockerfile::Dockerfile) -> Vec<(usize, String)> {
+    let runs = dockerfile
+        .instructions
+        .iter()
+        .filter(|i| i.keyword == "run");
+    runs.flat_map(|i| {
+        i.flags
+            .iter()
+            .filter_map(|f| f.strip_prefix("--mount="))
+            .filter_map(|v| strata_graph::mount::parse_mount(v).ok())
+            .filter(|m| m.kind == "bind" && m.from().is_none())
+            .map(|m| (i.start_line, m.source().unwrap_or(".").to_string()))
+            .collect::<Vec<_>>()
+    })
+    .collect()
+}
+
 /// Why an engine cannot honour an image's layer cache settings: the setting (`cache-from` or
 /// `cache-to`), the line of the offending value, and what is wrong with how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -947,6 +969,20 @@ mod tests {
                 "zstd:chunked",
                 "registry.example/app:t"
             ]
+        );
+    }
+
+    #[test]
+    fn context_bind_mounts_are_found_but_not_stage_or_cache_mounts() {
+        let df = strata_dockerfile::parse(
+            "FROM scratch AS b\nRUN --mount=type=bind,source=s.sh,target=/s.sh sh /s.sh\n\
+             RUN --mount=type=cache,target=/c --mount=type=bind,from=b,source=/x,target=/y true\n\
+             RUN --mount=target=/all true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            context_bind_mounts(&df),
+            [(2, "s.sh".to_string()), (4, ".".to_string())]
         );
     }
 

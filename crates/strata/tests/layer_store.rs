@@ -652,3 +652,36 @@ fn wrong_bytes_from_the_registry_fail_the_open_and_leave_no_cache_entry() {
         "{stderr}"
     );
 }
+
+/// buildah's layer cache keys a RUN on its text, not on the files it bind-mounts from the
+/// context: strata refuses cache-from/cache-to on such an image before building anything.
+#[test]
+fn a_buildah_layer_cache_over_context_bind_mounts_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    std::fs::write(
+        p.join("strata.toml"),
+        "[image.a]\nfile = \"Dockerfile\"\ncache-from = [\"127.0.0.1:5000/cache\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("Dockerfile"),
+        "FROM scratch\nRUN --mount=type=bind,source=install.sh,target=/i.sh sh /i.sh\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("install.sh"), "true\n").unwrap();
+    git(p, &["init", "-q", "-b", "main"]);
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "-qm", "one"]);
+    let out = run(strata()
+        .current_dir(p)
+        .args(["build", "--all", "--engine", "buildah"]));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("strata.toml:3")
+            && stderr.contains("Dockerfile:2 bind-mounts `install.sh`")
+            && stderr.contains("COPY them instead"),
+        "{stderr}"
+    );
+}
