@@ -3,7 +3,7 @@
 # same content as one monolithic Dockerfile, with the real Docker engine (BuildKit), for an
 # app-only, a tooling and a base change, with a warm and a cold builder cache (seed 003).
 #
-#   bench/layered/run.sh [--tiny | --seed003 | --heavy] [--reps N] [--cases "app tooling base"] [--out FILE] [--logs DIR]
+#   bench/layered/run.sh [--tiny | --seed003 | --heavy] [--engine docker|buildah] [--reps N] [--cases "app tooling base"] [--out FILE] [--logs DIR]
 #
 # Sizes: seed 003's table (base 3-4 min and 550 MB, tooling 2-3 min and 200 MB, app 10-15 s
 # and 1 MB), with time and data scaled down alike so a run takes minutes, not hours:
@@ -17,7 +17,17 @@
 # tooling change edits one tool's script, rep 1 the first (mise: every step re-runs), rep 2
 # the second, and so on round the four, so 4 reps weigh every tool alike.
 #
-# Engines: strata builds with $DOCKER_HOST (default $STRATA_DOCKER_HOST), the monolithic
+# --engine buildah: both sides build with buildah on overlay storage of their own (a fresh
+# runner: the storage emptied). The example's Dockerfiles are rewritten first: bind-mounted
+# scripts become COPYs (buildah's layer cache keys a RUN on its text, not on bind-mounted
+# files; strata build refuses that combination) and ARG defaults are written in (buildah
+# 1.28's --cache-from misses every step after an ARG step). strata pushes zstd:chunked (`[build] push-compression`) and
+# its storage takes layers from `strata layer-store` (restarted with an empty cache on a
+# cold runner), so reused parents are not copied; each image uses the registry as buildah's
+# layer cache (cache-from/cache-to). The monolithic build is `buildah bud --layers`; its
+# "+ registry cache" baseline gets --cache-from the repository its warm-up pushed to.
+#
+# Engines (docker): strata builds with $DOCKER_HOST (default $STRATA_DOCKER_HOST), the monolithic
 # Dockerfile with $MONO_DOCKER_HOST. Give them two separate dockerds: with one daemon the two
 # share BuildKit's cache, and strata's base build hits the steps the monolithic build just ran
 # (the same instructions), which flatters strata. /usr/bin/docker, /usr/bin/docker-registry (a
@@ -41,17 +51,18 @@
 # --logs DIR (default: a new /tmp/strata-bench-layered-logs.XXXXXX, kept).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-tiny=0; out=; reps=3; cases="app tooling base"; logs=
+tiny=0; out=; reps=3; cases="app tooling base"; logs=; engine=docker
 while [ $# -gt 0 ]; do
   case $1 in
     --tiny) tiny=1 ;;
     --seed003) tiny=2 ;;
     --heavy) tiny=3 ;;
+    --engine) engine=$2; shift ;;
     --reps) reps=$2; shift ;;
     --cases) cases=$2; shift ;;
     --out) out=$2; shift ;;
     --logs) logs=$2; shift ;;
-    *) echo "usage: $0 [--tiny | --seed003 | --heavy] [--reps N] [--cases \"app tooling base\"] [--out FILE] [--logs DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--tiny | --seed003 | --heavy] [--engine docker|buildah] [--reps N] [--cases \"app tooling base\"] [--out FILE] [--logs DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -70,10 +81,15 @@ strata_host=${DOCKER_HOST:-${STRATA_DOCKER_HOST:-unix:///run/strata-docker.sock}
 mono_host=${MONO_DOCKER_HOST:-$strata_host}
 strata=${STRATA_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/strata}
 [ -x "$strata" ] || { (cd "$root" && cargo build --release -q -p strata); }
-for h in "$strata_host" "$mono_host"; do
-  DOCKER_HOST=$h "$docker" version >/dev/null || { echo "no Docker engine at $h (scripts/start-dockerd.sh)" >&2; exit 1; }
-done
-[ "$strata_host" = "$mono_host" ] && echo "warning: one dockerd for both builds: they share BuildKit's cache (set MONO_DOCKER_HOST)" >&2
+case $engine in
+  docker)
+    for h in "$strata_host" "$mono_host"; do
+      DOCKER_HOST=$h "$docker" version >/dev/null || { echo "no Docker engine at $h (scripts/start-dockerd.sh)" >&2; exit 1; }
+    done
+    [ "$strata_host" = "$mono_host" ] && echo "warning: one dockerd for both builds: they share BuildKit's cache (set MONO_DOCKER_HOST)" >&2 ;;
+  buildah) command -v buildah >/dev/null || { echo "buildah missing (apt-get install buildah)" >&2; exit 1; } ;;
+  *) echo "--engine: docker or buildah" >&2; exit 2 ;;
+esac
 
 logs=${logs:-$(mktemp -d /tmp/strata-bench-layered-logs.XXXXXX)}
 mkdir -p "$logs"
@@ -87,7 +103,36 @@ http: {addr: 127.0.0.1:$port}
 YML
 /usr/bin/docker-registry serve "$work/registry.yml" >"$logs/registry.log" 2>&1 &
 regpid=$!
-cleanup() { kill $regpid 2>/dev/null || true; rm -rf "$work"; }
+storepid=
+cleanup() {
+  if [ "$engine" = buildah ]; then
+    for side in strata mono; do wipe_storage "$side"; done
+    [ -z "$storepid" ] || { kill "$storepid" 2>/dev/null; wait "$storepid" 2>/dev/null || true; }
+  fi
+  kill $regpid 2>/dev/null || true; rm -rf "$work"
+}
+# buildah storage per side (overlay), the strata side's with the layer store.
+bconf() { echo "$work/$1.conf"; }
+wipe_storage() {
+  local conf; conf=$(bconf "$1")
+  [ -e "$conf" ] || return 0
+  CONTAINERS_STORAGE_CONF=$conf buildah rm --all >/dev/null 2>&1 || true
+  CONTAINERS_STORAGE_CONF=$conf buildah rmi --all --force >/dev/null 2>&1 || true
+  grep -o " $work/$1/[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "${work:?}/$1"
+}
+start_store() {
+  mkdir -p "$work/layers"
+  "$strata" layer-store --cache-dir "$work/layer-cache" "$work/layers" 2>>"$logs/layer-store.log" &
+  storepid=$!
+  for _ in $(seq 100); do [ -e "$work/layers/.strata-layer-store.json" ] && return 0; sleep 0.05; done
+  echo "strata layer-store did not come up (log $logs/layer-store.log)" >&2; exit 1
+}
+stop_store() {
+  [ -n "$storepid" ] || return 0
+  cat "$work/layers/.strata-layer-store.json" >>"$logs/layer-store-stats.jsonl" 2>/dev/null || true
+  kill "$storepid"; wait "$storepid" || true; storepid=
+}
 trap cleanup EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 
@@ -102,6 +147,46 @@ sed -i -e "s/^ARG PACKAGES_SECONDS=.*/ARG PACKAGES_SECONDS=$pk_s/" -e "s/^ARG PA
   -e "s/^ARG TOOLING_SECONDS=.*/ARG TOOLING_SECONDS=$tl_s/" -e "s/^ARG TOOLING_MB=.*/ARG TOOLING_MB=$tl_mb/" \
   -e "s/^ARG APP_SECONDS=.*/ARG APP_SECONDS=$app_s/" "$p"/Dockerfile*
 sed -i "s|^registry = .*|registry = \"127.0.0.1:$port/layered\"|" "$p/strata.toml"
+if [ "$engine" = buildah ]; then
+  # RUN --mount=type=bind,source=S,target=T ... CMD  ->  COPY S T ... then RUN CMD
+  python3 - "$p"/Dockerfile* <<'PY'
+import re, sys
+for path in sys.argv[1:]:
+    text = open(path).read().replace("\\\n", "\x00")
+    out = []
+    for line in text.split("\n"):
+        mounts = re.findall(r"--mount=type=bind,source=([^,\s]+),target=(\S+)", line)
+        if line.startswith("RUN ") and mounts:
+            out += [f"COPY {s} {t}" for s, t in mounts]
+            rest = re.sub(r"--mount=type=bind,source=[^,\s]+,target=\S+", "", line[4:])
+            out.append("RUN " + rest.replace("\x00", " ").strip())
+        else:
+            out.append(line.replace("\x00", "\\\n"))
+    # ARGs with a default are written into the instructions: buildah 1.28's --cache-from
+    # finds no remote cache for any step after an ARG step.
+    args = {}
+    final = []
+    for line in out:
+        m = re.match(r"ARG (\w+)=(\S*)$", line)
+        if m:
+            args[m.group(1)] = m.group(2)
+            continue
+        for k, v in args.items():
+            line = line.replace(f'"${k}"', v).replace(f"${k}", v)
+        final.append(line)
+    open(path, "w").write("\n".join(final))
+PY
+  sed -i -e 's|^engine = .*|engine = "buildah"\npush-compression = "zstd:chunked"|' \
+    -e "s|^file = .*|&\ncache-from = [\"127.0.0.1:$port/layered-cache\"]\ncache-to = [\"127.0.0.1:$port/layered-cache\"]|" \
+    "$p/strata.toml"
+  # Measured builds read the registry's layer cache but do not write it (the warm-up, "the
+  # previous pipeline", does): a cache push is a push, and no measured build pushes.
+  sed '/^cache-to = /d' "$p/strata.toml" > "$p/strata-measure.toml"
+  printf '[storage]\ndriver = "overlay"\ngraphroot = "%s/strata/graph"\nrunroot = "%s/strata/run"\n[storage.options]\nadditionallayerstores = ["%s/layers:ref"]\n' \
+    "$work" "$work" "$work" > "$(bconf strata)"
+  printf '[storage]\ndriver = "overlay"\ngraphroot = "%s/mono/graph"\nrunroot = "%s/mono/run"\n' "$work" "$work" > "$(bconf mono)"
+  start_store
+fi
 cd "$p"
 git init -q -b main
 g() { git -c user.name=bench -c user.email=bench@example.invalid "$@"; }
@@ -110,6 +195,15 @@ g add -A; g commit -qm initial
 dk() { local h=$1; shift; DOCKER_HOST=$h "$docker" "$@"; }
 # A fresh runner: no builder cache (DOCKER_BUILDKIT=0: Debian's client without buildx refuses
 # `builder prune` under DOCKER_BUILDKIT=1) and none of this bench's images, tagged or not.
+# clean_side strata|mono: a fresh runner for that side's engine.
+clean_side() {
+  case $engine:$1 in
+    buildah:strata) wipe_storage strata; stop_store; rm -rf "$work/layer-cache"; start_store ;;
+    buildah:mono) wipe_storage mono ;;
+    docker:strata) clean "$strata_host" ;;
+    docker:mono) clean "$mono_host" ;;
+  esac
+}
 clean() {
   local h=$1
   DOCKER_BUILDKIT=0 dk "$h" builder prune -af >/dev/null
@@ -137,17 +231,37 @@ mono_ref=127.0.0.1:$port/mono:latest
 # The monolithic image always carries BuildKit's inline cache (it changes no cache key);
 # only the "+ registry cache" baseline imports it.
 mono_build() {
+  if [ "$engine" = buildah ]; then
+    CONTAINERS_STORAGE_CONF=$(bconf mono) buildah bud --layers --network=host --tls-verify=false \
+      -f Dockerfile.monolithic -t strata-bench/mono:latest "$@" .
+    return
+  fi
   dk "$mono_host" build --progress=plain --network=host --build-arg BUILDKIT_INLINE_CACHE=1 \
     -f Dockerfile.monolithic -t strata-bench/mono:latest -t "$mono_ref" "$@" .
 }
-mono_cache_build() { mono_build --cache-from "$mono_ref"; }
-strata_build() { DOCKER_HOST=$strata_host "$strata" build --base HEAD~1 --json; }
+mono_cache_repo=127.0.0.1:$port/mono-cache
+mono_cache_build() {
+  if [ "$engine" = buildah ]; then mono_build --cache-from "$mono_cache_repo"; else mono_build --cache-from "$mono_ref"; fi
+}
+sb() { DOCKER_HOST=$strata_host CONTAINERS_STORAGE_CONF=$(bconf strata) "$strata" "$@"; }
+strata_build() {
+  if [ "$engine" = buildah ]; then sb build --config strata-measure.toml --base HEAD~1 --json
+  else sb build --base HEAD~1 --json; fi
+}
+mono_publish() {
+  if [ "$engine" = buildah ]; then
+    mono_build --cache-to "$mono_cache_repo" \
+      && CONTAINERS_STORAGE_CONF=$(bconf mono) buildah push --tls-verify=false strata-bench/mono:latest "docker://$mono_ref"
+  else
+    mono_build && dk "$mono_host" push "$mono_ref"
+  fi
+}
 # Unmeasured: both engines warm for the current commit, and its images pushed (so a cold
 # runner finds unchanged images by key, as CI would after the previous pipeline).
 warmup() {
-  DOCKER_HOST=$strata_host "$strata" build --all --push >"$logs/warmup-$step.log" 2>&1 \
+  sb build --all --push >"$logs/warmup-$step.log" 2>&1 \
     || { tail -40 "$logs/warmup-$step.log" >&2; exit 1; }
-  { mono_build && dk "$mono_host" push "$mono_ref"; } >"$logs/warmup-mono-$step.log" 2>&1 \
+  mono_publish >"$logs/warmup-mono-$step.log" 2>&1 \
     || { tail -40 "$logs/warmup-mono-$step.log" >&2; exit 1; }
 }
 tools=(mise cli sops user)
@@ -171,13 +285,13 @@ check() {
 }
 # checkmono CACHE LOG: a cold monolithic build re-ran everything.
 checkmono() {
-  if [ "$1" = cold ] && grep -q ' CACHED$' "$2"; then
+  if [ "$1" = cold ] && grep -qE ' CACHED$|Using cache' "$2"; then
     echo "bench bug: a cold monolithic build used cached steps (log $2)" >&2; exit 1
   fi
 }
 
-echo "setup: registry 127.0.0.1:$port; base ${pk_s}s+${pk_mb}MiB, tooling ${tl_s}s+${tl_mb}MiB, app ${app_s}s+${app_mb}MiB; strata $strata_host, monolithic $mono_host; logs $logs" >&2
-clean "$strata_host"; clean "$mono_host"
+echo "setup: engine $engine; registry 127.0.0.1:$port; base ${pk_s}s+${pk_mb}MiB, tooling ${tl_s}s+${tl_mb}MiB, app ${app_s}s+${app_mb}MiB; strata $strata_host, monolithic $mono_host; logs $logs" >&2
+clean_side strata; clean_side mono
 echo "rep,kind,cache,monolithic_s,strata_s,load1_before,monolithic_cache_s" > "$logs/times.csv"
 for rep in $(seq "$reps"); do
   for kind in $cases; do
@@ -186,15 +300,15 @@ for rep in $(seq "$reps"); do
       warmup
       change "$kind"
       load=$(cut -d' ' -f1 /proc/loadavg)
-      [ $c = cold ] && clean "$mono_host"
+      [ $c = cold ] && clean_side mono
       tm=$(secs "$logs/$step-$kind-$c-mono.log" mono_build)
       checkmono "$c" "$logs/$step-$kind-$c-mono.log"
       tc=
       if [ $c = cold ]; then
-        clean "$mono_host"
+        clean_side mono
         tc=$(secs "$logs/$step-$kind-$c-mono-cache.log" mono_cache_build)
       fi
-      [ $c = cold ] && clean "$strata_host"
+      [ $c = cold ] && clean_side strata
       ts=$(secs "$logs/$step-$kind-$c-strata.log" strata_build)
       check "$kind" "$logs/$step-$kind-$c-strata.log"
       echo "$rep,$kind,$c,$tm,$ts,$load,$tc" >> "$logs/times.csv"
