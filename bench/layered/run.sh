@@ -103,13 +103,24 @@ http: {addr: 127.0.0.1:$port}
 YML
 /usr/bin/docker-registry serve "$work/registry.yml" >"$logs/registry.log" 2>&1 &
 regpid=$!
+# buildah: the layer caches live in a second registry. buildah's --cache-to pushes gzip
+# layers; in the images' registry containers/image would then reuse those blobs for the
+# zstd:chunked pushes (cross-repository mounts), and nothing could be pulled lazily.
+cport=$port; cregpid=
+if [ "$engine" = buildah ]; then
+  cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  sed -e "s|$work/registry|$work/cache-registry|" -e "s|127.0.0.1:$port|127.0.0.1:$cport|" \
+    "$work/registry.yml" > "$work/cache-registry.yml"
+  /usr/bin/docker-registry serve "$work/cache-registry.yml" >"$logs/cache-registry.log" 2>&1 &
+  cregpid=$!
+fi
 storepid=
 cleanup() {
   if [ "$engine" = buildah ]; then
     for side in strata mono; do wipe_storage "$side"; done
     [ -z "$storepid" ] || { kill "$storepid" 2>/dev/null; wait "$storepid" 2>/dev/null || true; }
   fi
-  kill $regpid 2>/dev/null || true; rm -rf "$work"
+  kill $regpid $cregpid 2>/dev/null || true; rm -rf "$work"
 }
 # buildah storage per side (overlay), the strata side's with the layer store.
 bconf() { echo "$work/$1.conf"; }
@@ -134,7 +145,9 @@ stop_store() {
   kill "$storepid"; wait "$storepid" || true; storepid=
 }
 trap cleanup EXIT
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+for pt in $port $cport; do
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$pt) 2>/dev/null && break; sleep 0.1; done
+done
 
 p=$work/project
 cp -r "$root/examples/layered" "$p"
@@ -177,7 +190,7 @@ for path in sys.argv[1:]:
     open(path, "w").write("\n".join(final))
 PY
   sed -i -e 's|^engine = .*|engine = "buildah"\npush-compression = "zstd:chunked"|' \
-    -e "s|^file = .*|&\ncache-from = [\"127.0.0.1:$port/layered-cache\"]\ncache-to = [\"127.0.0.1:$port/layered-cache\"]|" \
+    -e "s|^file = .*|&\ncache-from = [\"127.0.0.1:$cport/layered-cache\"]\ncache-to = [\"127.0.0.1:$cport/layered-cache\"]|" \
     "$p/strata.toml"
   # Measured builds read the registry's layer cache but do not write it (the warm-up, "the
   # previous pipeline", does): a cache push is a push, and no measured build pushes.
@@ -239,7 +252,7 @@ mono_build() {
   dk "$mono_host" build --progress=plain --network=host --build-arg BUILDKIT_INLINE_CACHE=1 \
     -f Dockerfile.monolithic -t strata-bench/mono:latest -t "$mono_ref" "$@" .
 }
-mono_cache_repo=127.0.0.1:$port/mono-cache
+mono_cache_repo=127.0.0.1:$cport/mono-cache
 mono_cache_build() {
   if [ "$engine" = buildah ]; then mono_build --cache-from "$mono_cache_repo"; else mono_build --cache-from "$mono_ref"; fi
 }
@@ -311,6 +324,7 @@ for rep in $(seq "$reps"); do
       [ $c = cold ] && clean_side strata
       ts=$(secs "$logs/$step-$kind-$c-strata.log" strata_build)
       check "$kind" "$logs/$step-$kind-$c-strata.log"
+      [ "$engine" = docker ] || cp "$work/layers/.strata-layer-store.json" "$logs/$step-$kind-$c-store.json"
       echo "$rep,$kind,$c,$tm,$ts,$load,$tc" >> "$logs/times.csv"
       echo "rep $rep $kind $c: monolithic ${tm}s${tc:+, monolithic + registry cache ${tc}s}, strata ${ts}s (load $load)" >&2
     done
