@@ -271,8 +271,17 @@ mono_publish() {
 }
 # Unmeasured: both engines warm for the current commit, and its images pushed (so a cold
 # runner finds unchanged images by key, as CI would after the previous pipeline).
+# buildah: its layer cache in the registry is written only by builds with cache-to, and
+# measured builds have none; and the images a measured build made are reused by key, not
+# built, by a plain warm-up. So the warm-up rebuilds (--rebuild) with cache-to: its steps
+# hit the layers the measured build left in this storage (or the registry cache), giving
+# the same images, and their cache entries reach the registry as the pipeline that built
+# them would have pushed them. Without this, every tooling change after a base change
+# found no cache for the new base and re-ran all four tools.
 warmup() {
-  sb build --all --push >"$logs/warmup-$step.log" 2>&1 \
+  local rebuild=()
+  [ "$engine" = buildah ] && rebuild=(--rebuild)
+  sb build --all --push "${rebuild[@]}" >"$logs/warmup-$step.log" 2>&1 \
     || { tail -40 "$logs/warmup-$step.log" >&2; exit 1; }
   mono_publish >"$logs/warmup-mono-$step.log" 2>&1 \
     || { tail -40 "$logs/warmup-mono-$step.log" >&2; exit 1; }

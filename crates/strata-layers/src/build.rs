@@ -47,6 +47,9 @@ pub struct BuildOptions<'a> {
     pub push: bool,
     /// Look for images with the same key in the registry (`sk-<key>` tags).
     pub registry_lookup: bool,
+    /// Build the requested images (and the run's images built on them) even when an image
+    /// with their input key exists (see [`rebuilt_images`]).
+    pub rebuild: bool,
     /// Template variables for tags.
     pub vars: Vars,
     /// Where the Dockerfile keys come from.
@@ -208,6 +211,21 @@ pub fn run(config: &Config, opts: &BuildOptions<'_>) -> Result<Record, LayersErr
         plan.images.join(", ")
     ));
     let keys = input_keys(config, &plan.images, opts.keys).map_err(LayersError::Work)?;
+    if opts.rebuild {
+        let rebuilt = rebuilt_images(config, &plan);
+        log(&format!(
+            "rebuilding {} whatever exists with their input keys",
+            rebuilt.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+        let left = left_on_previous_parents(config, &rebuilt);
+        if !left.is_empty() {
+            log(&format!(
+                "note: {} stay on the images they were built on (not in this run; name them \
+                 to rebuild them too)",
+                left.join(", ")
+            ));
+        }
+    }
     // The local images by key: every image strata builds or pulls is tagged with its local
     // reference, so one inspection of the run's references finds them (no per-image
     // lookups, and no listing of every image on the engine).
@@ -383,12 +401,19 @@ pub enum PublishStep {
         /// The tag.
         reference: String,
     },
-    /// Push a user-facing tag already applied locally (its content is already there).
+    /// Push a user-facing tag already applied locally (its content is already there): the
+    /// registry is told to point the tag at the manifest of `source`, the image's key tag in
+    /// the same repository, so every tag of an image names one digest (and keeps the
+    /// manifest's annotations, such as zstd:chunked's table of contents); the engine pushes
+    /// the tag only when the registry refuses that.
     Push {
         /// The image.
         image: String,
         /// The tag.
         reference: String,
+        /// The key tag pushed by the image's [`PublishStep::Content`] step in the tag's
+        /// repository.
+        source: String,
     },
 }
 
@@ -457,6 +482,7 @@ pub fn publish_plan(images: &[PublishImage], push: bool) -> Vec<PublishStep> {
                 steps.push(PublishStep::Push {
                     image: i.name.clone(),
                     reference: t.clone(),
+                    source: key_tag(repository(t), &i.key),
                 });
             }
         }
@@ -523,9 +549,19 @@ fn run_publish(engine: &Engine, steps: &[PublishStep], log: &(dyn Fn(&str) + Syn
             PublishStep::Tag {
                 local, reference, ..
             } => engine.tag(local, reference).map(|_| None),
-            PublishStep::Push { image, reference } => {
+            PublishStep::Push {
+                image,
+                reference,
+                source,
+            } => {
                 log(&format!("[{image}] pushing {reference}"));
-                engine.push(reference)
+                copy_tag(source, reference).map(Some).or_else(|why| {
+                    log(&format!(
+                        "[{image}] the registry did not take {reference} as a copy of \
+                         {source} ({why}); pushing it with the engine"
+                    ));
+                    engine.push(reference)
+                })
             }
         };
         match result {
@@ -537,6 +573,26 @@ fn run_publish(engine: &Engine, steps: &[PublishStep], log: &(dyn Fn(&str) + Syn
         }
     }
     out
+}
+
+/// Points the tag of `reference` at the manifest `source` names, in the same repository,
+/// through the registry's API (a manifest GET and PUT, no blobs moved); returns the
+/// manifest's digest.
+fn copy_tag(source: &str, reference: &str) -> Result<String, String> {
+    let repo = repository(reference);
+    let tag = reference
+        .strip_prefix(repo)
+        .and_then(|t| t.strip_prefix(':'))
+        .ok_or_else(|| format!("{reference} names no tag"))?;
+    let registry = registry_for(repo).ok_or_else(|| format!("{repo} is not a registry"))?;
+    let source_tag = source.rsplit_once(':').map_or(source, |(_, t)| t);
+    let manifest = registry
+        .get_manifest(source_tag)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{source} is not in the registry"))?;
+    registry
+        .put_manifest(tag, &manifest.media_type, &manifest.body)
+        .map_err(|e| e.to_string())
 }
 
 /// What a publish run that failed at step `done` with `error` applied and did not: every
@@ -636,12 +692,20 @@ fn resolve(
     mut local: BTreeMap<String, ImageInfo>,
 ) -> BTreeMap<String, Source> {
     let log = opts.log;
+    let rebuilt = if opts.rebuild {
+        rebuilt_images(config, plan)
+    } else {
+        BTreeSet::new()
+    };
+    for n in &rebuilt {
+        local.remove(&keys[n]);
+    }
     let mut found: BTreeMap<String, (String, String)> = BTreeMap::new();
     if opts.registry_lookup {
         let missing: Vec<&String> = plan
             .images
             .iter()
-            .filter(|n| !local.contains_key(&keys[*n]))
+            .filter(|n| !rebuilt.contains(*n) && !local.contains_key(&keys[*n]))
             .collect();
         let results: Vec<(String, Option<(String, String)>)> = std::thread::scope(|s| {
             let handles: Vec<_> = missing
@@ -705,6 +769,50 @@ fn resolve(
         }
     }
     sources
+}
+
+/// The images a `rebuild` run builds whatever exists with their keys: the requested ones
+/// and, transitively, every image of the run built on one of them (a child's key does not
+/// change when its parent is rebuilt, so reusing it would keep it on the previous parent).
+/// Pure.
+pub fn rebuilt_images(config: &Config, plan: &RunPlan) -> BTreeSet<String> {
+    let mut set: BTreeSet<String> = plan.requested.clone();
+    // plan.images lists parents first, so one pass reaches every descendant.
+    for n in &plan.images {
+        if config.images[n]
+            .from
+            .as_ref()
+            .is_some_and(|p| set.contains(p))
+        {
+            set.insert(n.clone());
+        }
+    }
+    set
+}
+
+/// The images outside a run that are built, directly or not, on an image the run rebuilds:
+/// they keep images built on the previous one (their keys did not change). Pure.
+pub fn left_on_previous_parents(config: &Config, rebuilt: &BTreeSet<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in config.images.keys() {
+        if rebuilt.contains(n) {
+            continue;
+        }
+        let mut parent = config.images[n].from.as_ref();
+        let mut seen = 0;
+        while let Some(p) = parent {
+            if rebuilt.contains(p) {
+                out.push(n.clone());
+                break;
+            }
+            seen += 1;
+            if seen > config.images.len() {
+                break;
+            }
+            parent = config.images.get(p).and_then(|i| i.from.as_ref());
+        }
+    }
+    out
 }
 
 /// Reuses or builds one image; returns its record and local reference.
@@ -861,6 +969,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_rebuild_reaches_the_run_images_built_on_a_rebuilt_one() {
+        let config = crate::config::parse(
+            "[image.base]\nfile = \"B\"\n[image.tooling]\nfile = \"T\"\nfrom = \"base\"\n\
+             [image.app]\nfile = \"A\"\nfrom = \"tooling\"\n[image.docs]\nfile = \"D\"\nfrom = \"base\"\n",
+            std::path::Path::new("strata.toml"),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let run = |sel: &[&str]| {
+            let plan = plan_run(&config, &Selection::Named(names(sel))).unwrap();
+            let rebuilt = rebuilt_images(&config, &plan);
+            let left = left_on_previous_parents(&config, &rebuilt);
+            (rebuilt.into_iter().collect::<Vec<_>>(), left)
+        };
+        // tooling alone: base is a prerequisite (reused), app stays on the old tooling.
+        assert_eq!(run(&["tooling"]), (names(&["tooling"]), names(&["app"])));
+        // base and app named: tooling, between them in the run, is rebuilt too; docs is
+        // outside the run and stays on the old base.
+        assert_eq!(
+            run(&["base", "app"]),
+            (names(&["app", "base", "tooling"]), names(&["docs"]))
+        );
+        let all = plan_run(&config, &Selection::All).unwrap();
+        let rebuilt = rebuilt_images(&config, &all);
+        assert_eq!(rebuilt.len(), 4);
+        assert!(left_on_previous_parents(&config, &rebuilt).is_empty());
+    }
+
+    #[test]
     fn registry_cache_uses_the_tags_that_outlive_a_commit() {
         let config = crate::config::parse(
             r#"
@@ -933,7 +1071,11 @@ tags = ["{registry}:tooling-{short_sha}", "{registry}:tooling-stable", "{registr
                     local,
                     reference,
                 } => format!("tag {image} {local} {reference}"),
-                PublishStep::Push { image, reference } => format!("push {image} {reference}"),
+                PublishStep::Push {
+                    image,
+                    reference,
+                    source,
+                } => format!("push {image} {reference} from {source}"),
             })
             .collect()
     }
@@ -952,10 +1094,10 @@ tags = ["{registry}:tooling-{short_sha}", "{registry}:tooling-stable", "{registr
                 "tag base strata-local/base:b r1/x:base-stable".to_string(),
                 "tag base strata-local/base:b r2/mirror:base".to_string(),
                 "tag app strata-local/app:a r3/gone:latest".to_string(),
-                "push base r1/x:base-1".to_string(),
-                "push base r1/x:base-stable".to_string(),
-                "push base r2/mirror:base".to_string(),
-                "push app r3/gone:latest".to_string(),
+                format!("push base r1/x:base-1 from r1/x:{sk_b}"),
+                format!("push base r1/x:base-stable from r1/x:{sk_b}"),
+                format!("push base r2/mirror:base from r2/mirror:{sk_b}"),
+                format!("push app r3/gone:latest from r3/gone:{sk_a}"),
             ]
         );
         // Without a push: the local tags only.

@@ -476,14 +476,39 @@ fn strata_build_publishes_zstd_chunked_and_a_fresh_runner_reuses_the_base_lazily
         false,
     )
     .unwrap();
-    let manifest = client.get_manifest("base-stable").unwrap().unwrap().json();
-    // Every layer zstd:chunked. The tag pushed after the key tag reused its blobs, and
-    // containers/image 5.23 then drops their TOC annotations: the store finds those TOCs
-    // through the blobs' footers.
-    for layer in manifest["layers"].as_array().unwrap() {
+    let stable = client.get_manifest("base-stable").unwrap().unwrap();
+    // Every layer zstd:chunked, with its table of contents annotated: the user-facing tag is
+    // the key tag's manifest, copied in the registry (an engine push of the tag would reuse
+    // the blobs, and containers/image 5.23 then drops those annotations).
+    let key_tags: Vec<String> = client
+        .list_tags()
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.starts_with("sk-"))
+        .collect();
+    let key_digests: Vec<String> = key_tags
+        .iter()
+        .map(|t| client.head_manifest(t).unwrap().unwrap())
+        .collect();
+    assert!(
+        key_digests.contains(&stable.digest),
+        "base-stable ({}) is one of the key tags' manifests {key_tags:?} {key_digests:?}",
+        stable.digest
+    );
+    for layer in stable.json()["layers"].as_array().unwrap() {
         assert_eq!(
             layer["mediaType"],
             "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+        // containers/image 5.23 writes the io.containers name; later ones io.github.containers.
+        assert!(
+            [
+                "io.containers.zstd-chunked.manifest-checksum",
+                "io.github.containers.zstd-chunked.manifest-checksum"
+            ]
+            .iter()
+            .any(|k| layer["annotations"].get(k).is_some()),
+            "the TOC annotation survives in the user-facing tag: {layer}"
         );
     }
 

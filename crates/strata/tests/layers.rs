@@ -234,6 +234,18 @@ fn docker_build_reuse_tags_push_report_and_gc() {
     );
     assert_eq!(r["images"]["app"]["reused_from"], "local");
 
+    // 2b. --rebuild builds the named image although an image has its key; its prerequisite
+    // is reused, and the image built on it outside the run is named as left on the old one.
+    let o = strata(p, &["build", "--rebuild", "tooling", "--json"], &env);
+    let r = record(p, &ok(&o));
+    assert_eq!(statuses(&r), s(&[("base", "reused"), ("tooling", "built")]));
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        log.contains("rebuilding tooling whatever exists with their input keys")
+            && log.contains("note: app stay on the images they were built on"),
+        "{log}"
+    );
+
     // 3. An app change: only app is affected and built; prerequisites are reused.
     write(p, "src/main.txt", "v2\n");
     git(p, &["commit", "-qam", "two"]);
@@ -1129,6 +1141,14 @@ fn daemonless_registry(engine: &str) {
             Some(pushed),
             "{name}: the key tag names the pushed manifest"
         );
+        for reference in r["images"][name]["tags"].as_array().unwrap() {
+            let tag = reference.as_str().unwrap().rsplit_once(':').unwrap().1;
+            assert_eq!(
+                client.head_manifest(tag).unwrap().as_deref(),
+                Some(pushed),
+                "{name}: its tag {tag} names the key tag's manifest"
+            );
+        }
     }
 
     let r = record(p, &ok(&run(&["build", "--all"], &storage("storage-2"))));

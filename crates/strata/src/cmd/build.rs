@@ -33,6 +33,11 @@ Examples:
   # One image and its prerequisites:
   strata build app
 
+  # Rebuild tooling and app although images with their keys exist (a scheduled refresh
+  # that takes the package mirrors' security fixes; bump an input instead when the new
+  # images must get new keys):
+  strata build --rebuild tooling app
+
 Each image gets an input key (its Dockerfile's cache keys from the stage graph, the content
 of every context file it COPYs, its build settings and inputs, and its parent's key). An
 image whose key already exists - the local image strata-local/<image>:<key> (labelled
@@ -41,7 +46,10 @@ rebuilt; a registry image is pulled only when it is asked for or something is bu
 its children in the build arg named by from-arg (default BASE_IMAGE). Tags are applied only
 after every image of the run succeeded. With --push, every image's content is pushed first,
 under its key tag only; its tags are applied locally and pushed only once all of those
-pushes succeeded, so a registry that fails partway leaves no tag of the run applied. A
+pushes succeeded, so a registry that fails partway leaves no tag of the run applied. A tag
+is pushed as a copy of its key tag's manifest, made by the registry (one digest for every
+tag of an image, zstd:chunked annotations kept); the engine pushes it only if the registry
+refuses. A
 failure after that point (a tag push) names every tag that was and was not applied. Each run
 writes a JSON record under .strata/builds/ (see strata report).
 
@@ -97,6 +105,11 @@ pub struct BuildArgs {
     /// The {registry} value [default: registry in strata.toml, else $STRATA_REGISTRY].
     #[arg(long, value_name = "HOST/REPO")]
     pub registry: Option<String>,
+    /// Build the requested images (and the images of the run built on them) even when an
+    /// image with their input key exists, locally or in the registry; the engine's layer
+    /// cache still applies. Their key tags then name the new images.
+    #[arg(long)]
+    pub rebuild: bool,
     /// Do not look for images with the same input key in the registry.
     #[arg(long)]
     pub no_registry_lookup: bool,
@@ -231,6 +244,7 @@ pub fn run(args: BuildArgs) -> CmdResult {
         jobs,
         push: args.push,
         registry_lookup: !args.no_registry_lookup,
+        rebuild: args.rebuild,
         vars: vars(&config.root, registry.as_deref()),
         keys: &keys,
         records_dir: Some(records_dir),
