@@ -145,6 +145,8 @@ stop_store() {
   kill "$storepid"; wait "$storepid" || true; storepid=
 }
 trap cleanup EXIT
+# A kill (TERM) or Ctrl-C ends the script through exit, so the EXIT trap cleans up too.
+trap 'exit 143' TERM; trap 'exit 130' INT
 for pt in $port $cport; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$pt) 2>/dev/null && break; sleep 0.1; done
 done

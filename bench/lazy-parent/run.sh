@@ -64,6 +64,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# A kill (TERM) or Ctrl-C ends the script through exit, so the EXIT trap cleans up too.
+trap 'exit 143' TERM; trap 'exit 130' INT
 for _ in $(seq 50); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
 
 # The parent: five data layers in the proportions of examples/layered's tooling.
