@@ -49,6 +49,25 @@ fn buildah(conf: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Pushes a local image to a loopback registry as zstd:chunked (OCI), as a lazily pullable
+/// image is published.
+fn push_zstd_chunked(conf: &Path, local: &str, reference: &str) {
+    buildah(
+        conf,
+        &[
+            "push",
+            "-q",
+            "--tls-verify=false",
+            "--format",
+            "oci",
+            "--compression-format",
+            "zstd:chunked",
+            local,
+            &format!("docker://{reference}"),
+        ],
+    );
+}
+
 /// Removes every container and image of a storage and unmounts what is left under it.
 fn wipe(conf: &Path, root: &Path) {
     let _ = Command::new("buildah")
@@ -183,20 +202,7 @@ fn buildah_builds_from_a_zstd_chunked_image_reading_only_the_files_it_opens() {
             ctx.to_str().unwrap(),
         ],
     );
-    buildah(
-        &publisher,
-        &[
-            "push",
-            "-q",
-            "--tls-verify=false",
-            "--format",
-            "oci",
-            "--compression-format",
-            "zstd:chunked",
-            "base:local",
-            &format!("docker://{base}"),
-        ],
-    );
+    push_zstd_chunked(&publisher, "base:local", &base);
     buildah(
         &publisher,
         &[
@@ -213,20 +219,7 @@ fn buildah_builds_from_a_zstd_chunked_image_reading_only_the_files_it_opens() {
     );
     // Pushed again under another tag, the blobs are reused and their TOC annotations lost.
     let again = format!("{}/lazy:again", registry.host);
-    buildah(
-        &publisher,
-        &[
-            "push",
-            "-q",
-            "--tls-verify=false",
-            "--format",
-            "oci",
-            "--compression-format",
-            "zstd:chunked",
-            "base:local",
-            &format!("docker://{again}"),
-        ],
-    );
+    push_zstd_chunked(&publisher, "base:local", &again);
     wipe(&publisher, &dir.path().join("publisher"));
 
     // A fresh runner whose storage takes layers from the store.
@@ -591,20 +584,7 @@ fn wrong_bytes_from_the_registry_fail_the_open_and_leave_no_cache_entry() {
             ctx.to_str().unwrap(),
         ],
     );
-    buildah(
-        &publisher,
-        &[
-            "push",
-            "-q",
-            "--tls-verify=false",
-            "--format",
-            "oci",
-            "--compression-format",
-            "zstd:chunked",
-            "bad:local",
-            &format!("docker://{image}"),
-        ],
-    );
+    push_zstd_chunked(&publisher, "bad:local", &image);
     wipe(&publisher, &dir.path().join("publisher"));
 
     // Flip bytes in the middle of the data layer's blob, where data.bin's frames are.
