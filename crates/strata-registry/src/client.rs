@@ -1,17 +1,19 @@
 //! A blocking client for the OCI Distribution API (Docker Registry HTTP API v2).
 //!
 //! Plain HTTP is used for loopback hosts (`127.0.0.1`, `localhost`, `[::1]`) and when asked
-//! (`insecure`); HTTPS otherwise. Authentication: anonymous, or Bearer tokens fetched from the
-//! realm a `401` names (with `STRATA_REGISTRY_USERNAME`/`STRATA_REGISTRY_PASSWORD` as basic
-//! credentials for the token request when set).
+//! (`insecure`); HTTPS otherwise. Requests start anonymous; a `401` is answered the way its
+//! challenge asks: `Basic` with the credentials [`crate::auth`] finds, `Bearer` with a token
+//! from the realm it names (fetched with those credentials when there are any).
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LOCATION, WWW_AUTHENTICATE};
 use sha2::{Digest, Sha256};
+
+use crate::auth::Credentials;
 
 /// OCI image index.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -169,12 +171,43 @@ pub struct Registry {
     repo: RepoRef,
     base: String,
     http: Client,
-    token: Mutex<Option<String>>,
+    /// The credentials, looked up on the first challenge (anonymous registries never read
+    /// the auth files).
+    credentials: OnceLock<Option<Credentials>>,
+    /// How requests authenticate once a challenge was answered.
+    auth: Mutex<Option<Auth>>,
+}
+
+/// How a request authenticates.
+#[derive(Debug, Clone)]
+enum Auth {
+    /// `Authorization: Bearer` with a token from the challenge's realm.
+    Bearer(String),
+    /// `Authorization: Basic` with the credentials.
+    Basic(Credentials),
 }
 
 impl Registry {
     /// A client for `repo`; `insecure` forces plain HTTP (loopback hosts always use it).
     pub fn new(repo: RepoRef, insecure: bool) -> Result<Registry, RegistryError> {
+        Registry::build(repo, insecure, OnceLock::new())
+    }
+
+    /// A client for `repo` that authenticates with `credentials` (or stays anonymous with
+    /// `None`) instead of looking them up.
+    pub fn with_credentials(
+        repo: RepoRef,
+        insecure: bool,
+        credentials: Option<Credentials>,
+    ) -> Result<Registry, RegistryError> {
+        Registry::build(repo, insecure, OnceLock::from(credentials))
+    }
+
+    fn build(
+        repo: RepoRef,
+        insecure: bool,
+        credentials: OnceLock<Option<Credentials>>,
+    ) -> Result<Registry, RegistryError> {
         let scheme = if insecure || repo.is_loopback() {
             "http"
         } else {
@@ -196,7 +229,8 @@ impl Registry {
             base: format!("{scheme}://{}/v2/{}", repo.host, repo.repository),
             repo,
             http,
-            token: Mutex::new(None),
+            credentials,
+            auth: Mutex::new(None),
         })
     }
 
@@ -216,29 +250,46 @@ impl Registry {
             url: url.into(),
             message: error_chain(&e),
         };
-        let with_auth = |rb: RequestBuilder| match self.token.lock().unwrap().as_ref() {
-            Some(t) => rb.bearer_auth(t),
+        let with_auth = |rb: RequestBuilder| match self.auth.lock().unwrap().as_ref() {
+            Some(Auth::Bearer(t)) => rb.bearer_auth(t),
+            Some(Auth::Basic(c)) => rb.basic_auth(&c.username, Some(&c.password)),
             None => rb,
         };
         let resp = with_auth(build(&self.http)).send().map_err(transport)?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
-        // Bearer token flow.
-        let Some(token) = self.fetch_token(resp.headers())? else {
+        let Some(auth) = self.answer_challenge(resp.headers())? else {
             return Ok(resp);
         };
-        *self.token.lock().unwrap() = Some(token);
+        *self.auth.lock().unwrap() = Some(auth);
         with_auth(build(&self.http)).send().map_err(transport)
     }
 
-    fn fetch_token(&self, headers: &HeaderMap) -> Result<Option<String>, RegistryError> {
+    fn credentials(&self) -> Option<&Credentials> {
+        self.credentials
+            .get_or_init(|| crate::auth::credentials_for(&self.repo.host, &self.repo.repository))
+            .as_ref()
+    }
+
+    /// How to answer a `401`'s `WWW-Authenticate` challenge, or `None` when it cannot be
+    /// answered (no credentials for `Basic`, an unknown scheme).
+    fn answer_challenge(&self, headers: &HeaderMap) -> Result<Option<Auth>, RegistryError> {
         let Some(h) = headers.get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()) else {
             return Ok(None);
         };
-        let Some(params) = h.strip_prefix("Bearer ") else {
+        let (scheme, params) = h.split_once(' ').unwrap_or((h, ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            return Ok(self.credentials().cloned().map(Auth::Basic));
+        }
+        if !scheme.eq_ignore_ascii_case("bearer") {
             return Ok(None);
-        };
+        }
+        Ok(self.fetch_token(params)?.map(Auth::Bearer))
+    }
+
+    /// A Bearer token from the realm of a challenge's `params`.
+    fn fetch_token(&self, params: &str) -> Result<Option<String>, RegistryError> {
         let mut realm = None;
         let mut query = Vec::new();
         for part in split_params(params) {
@@ -258,11 +309,8 @@ impl Registry {
         let sep = if realm.contains('?') { '&' } else { '?' };
         let token_url = format!("{realm}{sep}{}", qs.join("&"));
         let mut rb = self.http.get(&token_url);
-        if let (Ok(u), Ok(p)) = (
-            std::env::var("STRATA_REGISTRY_USERNAME"),
-            std::env::var("STRATA_REGISTRY_PASSWORD"),
-        ) {
-            rb = rb.basic_auth(u, Some(p));
+        if let Some(c) = self.credentials() {
+            rb = rb.basic_auth(&c.username, Some(&c.password));
         }
         let resp = rb.send().map_err(|e| RegistryError::Transport {
             method: "GET".into(),
@@ -640,7 +688,8 @@ fn check(resp: Response, method: &str, url: &str) -> Result<Response, RegistryEr
             " (the registry does not allow deletes: enable storage.delete.enabled)"
         }
         401 | 403 => {
-            " (set STRATA_REGISTRY_USERNAME and STRATA_REGISTRY_PASSWORD for a registry that needs credentials)"
+            " (log in with `docker login`, `buildah login` or `podman login`, whose auth files \
+             strata reads, or set STRATA_REGISTRY_USERNAME and STRATA_REGISTRY_PASSWORD)"
         }
         _ => "",
     };

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::auth::Credentials;
 use crate::client::{OCI_CONFIG, OCI_MANIFEST, Registry, RepoRef};
 
 /// A running registry, stopped (and its storage removed) on drop.
@@ -37,9 +38,27 @@ pub fn missing(what: &str) {
     eprintln!("SKIP: {what}");
 }
 
+/// The user [`TestRegistry::start_with_auth`] accepts.
+pub const TEST_USER: &str = "strata";
+/// [`TEST_USER`]'s password.
+pub const TEST_PASSWORD: &str = "strata-test-secret";
+/// `htpasswd` line for [`TEST_USER`]: bcrypt (cost 4, so that checking it on every request
+/// stays cheap) of [`TEST_PASSWORD`].
+const TEST_HTPASSWD: &str = "strata:$2b$04$8iHKTr51zJFbHPlF3tQU9usQQytlvdorOl034wpOZCX5pVNIi3Mzm";
+
 impl TestRegistry {
     /// Starts a registry on a free loopback port, or `None` (SKIP) when it is not installed.
     pub fn start() -> Option<TestRegistry> {
+        TestRegistry::start_with(false)
+    }
+
+    /// Like [`TestRegistry::start`], but every request needs HTTP Basic auth as
+    /// [`TEST_USER`] / [`TEST_PASSWORD`] (the registry's `htpasswd` access controller).
+    pub fn start_with_auth() -> Option<TestRegistry> {
+        TestRegistry::start_with(true)
+    }
+
+    fn start_with(auth: bool) -> Option<TestRegistry> {
         let bin = std::env::var("STRATA_DOCKER_REGISTRY")
             .map(PathBuf::from)
             .unwrap_or_else(|_| PathBuf::from("/usr/bin/docker-registry"));
@@ -57,14 +76,19 @@ impl TestRegistry {
             .port();
         let host = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
-                dir.path().join("storage").display()
-            ),
-        )
-        .expect("write registry config");
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+            dir.path().join("storage").display()
+        );
+        if auth {
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{TEST_HTPASSWD}\n")).expect("write htpasswd");
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: strata-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&config, yaml).expect("write registry config");
         let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
         let child = Command::new(&bin)
             .arg("serve")
@@ -95,6 +119,29 @@ impl TestRegistry {
             false,
         )
         .expect("client")
+    }
+
+    /// A client for `repo` that logs in as [`TEST_USER`] (for [`TestRegistry::start_with_auth`]).
+    pub fn client_logged_in(&self, repo: &str) -> Registry {
+        Registry::with_credentials(
+            RepoRef::parse(&format!("{}/{repo}", self.host)).expect("repo"),
+            false,
+            Some(Credentials {
+                username: TEST_USER.into(),
+                password: TEST_PASSWORD.into(),
+            }),
+        )
+        .expect("client")
+    }
+
+    /// Writes a containers auth file (the format `buildah login` writes) with this
+    /// registry's [`TEST_USER`] login to `path`.
+    pub fn write_auth_file(&self, path: &std::path::Path) {
+        use base64::Engine;
+        let auth = base64::engine::general_purpose::STANDARD
+            .encode(format!("{TEST_USER}:{TEST_PASSWORD}"));
+        let json = serde_json::json!({"auths": {&self.host: {"auth": auth}}});
+        std::fs::write(path, serde_json::to_vec_pretty(&json).unwrap()).expect("write auth file");
     }
 }
 

@@ -78,3 +78,42 @@ fn toml_policy() -> Policy {
         protect: vec![Glob::new("latest").unwrap()],
     }
 }
+
+/// A registry that needs a login (the `htpasswd` access controller, HTTP Basic): a logged-in
+/// client pushes, reads, lists and deletes; an anonymous one gets a 401 whose error says how
+/// to log in; wrong credentials are refused.
+#[test]
+fn basic_auth_registry() {
+    let Some(server) = TestRegistry::start_with_auth() else {
+        return;
+    };
+    let reg = server.client_logged_in("team/app");
+    let digest = push_image(&reg, "v1", "content", "2024-01-01T00:00:00Z", &[]);
+    assert_eq!(reg.list_tags().unwrap(), vec!["v1"]);
+    assert_eq!(
+        reg.head_manifest("v1").unwrap().as_deref(),
+        Some(digest.as_str())
+    );
+    let layers = reg.get_manifest("v1").unwrap().unwrap().json()["layers"].clone();
+    let layer = layers[0]["digest"].as_str().unwrap();
+    assert_eq!(reg.get_blob(layer).unwrap(), b"content");
+
+    let anonymous =
+        strata_registry::Registry::with_credentials(reg.repo().clone(), false, None).unwrap();
+    let err = anonymous.list_tags().unwrap_err();
+    assert_eq!(err.status(), Some(401), "{err}");
+    assert!(err.to_string().contains("buildah login"), "{err}");
+    let wrong = strata_registry::Registry::with_credentials(
+        reg.repo().clone(),
+        false,
+        Some(strata_registry::Credentials {
+            username: strata_registry::testing::TEST_USER.into(),
+            password: "not-the-password".into(),
+        }),
+    )
+    .unwrap();
+    assert_eq!(wrong.head_manifest("v1").unwrap_err().status(), Some(401));
+
+    reg.delete_manifest(&digest).unwrap();
+    assert_eq!(reg.head_manifest("v1").unwrap(), None);
+}

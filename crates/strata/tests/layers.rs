@@ -997,6 +997,16 @@ fn build_refuses_cache_settings_the_engine_cannot_honour() {
     }
 }
 
+/// Whether buildah and a static busybox are installed (else SKIP, or a failure under
+/// STRATA_TEST_REQUIRE_ALL=1).
+fn buildah_and_busybox() -> bool {
+    let ready = Path::new("/usr/bin/buildah").exists() && Path::new("/bin/busybox").exists();
+    if !ready {
+        missing("/usr/bin/buildah missing (apt-get install buildah busybox-static)");
+    }
+    ready
+}
+
 /// A containers-storage config for empty vfs storage under `dir/name` (a fresh runner for
 /// buildah and podman); returns the config's path for `CONTAINERS_STORAGE_CONF`.
 fn fresh_storage(dir: &Path, name: &str) -> String {
@@ -1019,8 +1029,7 @@ fn fresh_storage(dir: &Path, name: &str) -> String {
 /// fresh runner) takes every step from that cache: the app's RUN does not run again.
 #[test]
 fn buildah_layer_cache_in_a_registry_serves_a_fresh_runner() {
-    if !Path::new("/usr/bin/buildah").exists() || !Path::new("/bin/busybox").exists() {
-        missing("/usr/bin/buildah missing (apt-get install buildah busybox-static)");
+    if !buildah_and_busybox() {
         return;
     }
     let Some(reg) = TestRegistry::start() else {
@@ -1192,6 +1201,116 @@ fn buildah_pushes_and_reuses_from_a_registry_on_fresh_storage() {
 #[test]
 fn podman_pushes_and_reuses_from_a_registry_on_fresh_storage() {
     daemonless_registry("podman");
+}
+
+/// A registry that needs a login (HTTP Basic, `htpasswd`), with buildah logged in through
+/// an auth file (`REGISTRY_AUTH_FILE`, what `buildah login` writes):
+/// - with strata's own credentials wrong (`STRATA_REGISTRY_*` win over the file), its key
+///   lookups warn, and every user-facing tag the registry will not copy for it is pushed by
+///   the engine instead: the fallback path, and the push still lands;
+/// - with the auth file alone, strata logs in as buildah does: a fresh runner reuses the
+///   tooling image by key from the registry, the app's tags are registry-side copies;
+/// - `strata gc` reads the same file, and without it fails saying how to log in.
+#[test]
+fn buildah_with_a_registry_that_needs_a_login() {
+    if !buildah_and_busybox() {
+        return;
+    }
+    let Some(reg) = TestRegistry::start_with_auth() else {
+        return;
+    };
+    let repo = format!("{}/private", reg.host);
+    let d = project(&repo, "storage-driver = \"vfs\"\nisolation = \"chroot\"");
+    let p = d.path();
+    let auth_file = p.join("auth.json");
+    reg.write_auth_file(&auth_file);
+    let auth_file = auth_file.to_str().unwrap();
+    let home = p.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let home = home.to_str().unwrap();
+    let client = reg.client_logged_in("private");
+
+    let conf = fresh_storage(p, "storage-1");
+    let out = strata(
+        p,
+        &["build", "--all", "--push", "--json", "--engine", "buildah"],
+        &[
+            ("CONTAINERS_STORAGE_CONF", conf.as_str()),
+            ("HOME", home),
+            ("REGISTRY_AUTH_FILE", auth_file),
+            ("STRATA_REGISTRY_USERNAME", "strata"),
+            ("STRATA_REGISTRY_PASSWORD", "wrong"),
+        ],
+    );
+    let r = record(p, &ok(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "built"), ("tooling", "built")])
+    );
+    assert!(
+        log.contains("registry lookup in") && log.contains("HTTP 401"),
+        "strata's lookups were refused:\n{log}"
+    );
+    assert!(
+        log.contains("did not take") && log.contains("pushing it with the engine"),
+        "the engine pushed the tags strata could not copy:\n{log}"
+    );
+    let tags = client.list_tags().unwrap();
+    for want in ["base-stable", "tooling-stable", "latest"] {
+        assert!(tags.iter().any(|t| t == want), "{want} pushed: {tags:?}");
+    }
+
+    write(p, "src/main.txt", "v2\n");
+    git(p, &["commit", "-qam", "app"]);
+    let conf = fresh_storage(p, "storage-2");
+    let envs = [
+        ("CONTAINERS_STORAGE_CONF", conf.as_str()),
+        ("HOME", home),
+        ("REGISTRY_AUTH_FILE", auth_file),
+    ];
+    let out = strata(
+        p,
+        &[
+            "build", "--base", "HEAD~1", "--push", "--json", "--engine", "buildah",
+        ],
+        &envs,
+    );
+    let r = record(p, &ok(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        statuses(&r),
+        s(&[("app", "built"), ("base", "reused"), ("tooling", "reused")]),
+        "{log}"
+    );
+    assert_eq!(r["images"]["tooling"]["reused_from"], "registry");
+    assert!(!log.contains("registry lookup in"), "{log}");
+    assert!(!log.contains("pushing it with the engine"), "{log}");
+    let app = &r["images"]["app"];
+    let pushed = app["digest"].as_str().unwrap();
+    for reference in app["tags"].as_array().unwrap() {
+        let tag = reference.as_str().unwrap().rsplit_once(':').unwrap().1;
+        assert_eq!(
+            client.head_manifest(tag).unwrap().as_deref(),
+            Some(pushed),
+            "the app's tag {tag} is a copy of its key tag's manifest"
+        );
+    }
+
+    let gc = ["gc", "--format", "json"];
+    let listed = ok(&strata(
+        p,
+        &gc,
+        &[("HOME", home), ("REGISTRY_AUTH_FILE", auth_file)],
+    ));
+    assert!(listed.contains("latest"), "{listed}");
+    let refused = strata(p, &gc, &[("HOME", home)]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "gc without a login: {err}");
+    assert!(
+        err.contains("401") && err.contains("buildah login"),
+        "{err}"
+    );
 }
 
 /// A diamond (base → a, base → b) with `--jobs 2`: a and b, each with a RUN that sleeps two

@@ -42,16 +42,16 @@ Each image gets an input key (its Dockerfile's cache keys from the stage graph, 
 of every context file it COPYs, its build settings and inputs, and its parent's key). An
 image whose key already exists - the local image strata-local/<image>:<key> (labelled
 dev.strata.input-key=<key>), or the tag <repo>:sk-<key> in its registry - is reused, not
-rebuilt; a registry image is pulled only when it is asked for or something is built on it. A parent's reference goes to
-its children in the build arg named by from-arg (default BASE_IMAGE). Tags are applied only
-after every image of the run succeeded. With --push, every image's content is pushed first,
-under its key tag only; its tags are applied locally and pushed only once all of those
-pushes succeeded, so a registry that fails partway leaves no tag of the run applied. A tag
-is pushed as a copy of its key tag's manifest, made by the registry (one digest for every
-tag of an image, zstd:chunked annotations kept); the engine pushes it only if the registry
-refuses. A
-failure after that point (a tag push) names every tag that was and was not applied. Each run
-writes a JSON record under .strata/builds/ (see strata report).
+rebuilt; a registry image is pulled only when it is asked for or something is built on it.
+A parent's reference goes to its children in the build arg named by from-arg (default
+BASE_IMAGE). Tags are applied only after every image of the run succeeded. With --push,
+every image's content is pushed first, under its key tag only; its tags are applied locally
+and pushed only once all of those pushes succeeded, so a registry that fails partway leaves
+no tag of the run applied. A tag is pushed as a copy of its key tag's manifest, made by the
+registry (one digest for every tag of an image, zstd:chunked annotations kept); the engine
+pushes it only if the registry refuses. A failure after that point (a tag push) names every
+tag that was and was not applied. Each run writes a JSON record under .strata/builds/ (see
+strata report).
 
 An image that must be rebuilt need not start from nothing on a fresh runner: with the docker
 engine, strata builds with BuildKit's inline cache (BUILDKIT_INLINE_CACHE=1) and passes the
@@ -66,6 +66,10 @@ Engines: docker (BuildKit, DOCKER_BUILDKIT=1, $STRATA_DOCKER or /usr/bin/docker)
 podman. In an unprivileged container, buildah/podman need [build] storage-driver = \"vfs\"
 and isolation = \"chroot\" (or $STRATA_STORAGE_DRIVER/$STRATA_ISOLATION); with no bridge
 network, network = \"host\".
+
+Registry logins: the engine pushes and pulls with its own login; strata's key lookups and
+tag copies read the same auth files (docker login, buildah login, podman login, and their
+credential helpers), or STRATA_REGISTRY_USERNAME and STRATA_REGISTRY_PASSWORD.
 
 On a terminal, a progress view shows each image queued, running (elapsed time, latest log
 line) or done, below the prefixed log; otherwise the prefixed log lines only.

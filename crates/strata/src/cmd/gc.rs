@@ -39,6 +39,10 @@ unless a protect glob or a keep rule whose glob starts with sk- says otherwise, 
   keep = [..., { tags = \"sk-*\", max-age = \"30d\" }]
 (a catch-all such as { tags = \"*\", newest = 5 } does not decide key tags).
 
+Logging in: strata reads the engines' auth files (docker login, buildah login, podman login:
+$REGISTRY_AUTH_FILE, ~/.config/containers/auth.json, ~/.docker/config.json, and their
+credential helpers); STRATA_REGISTRY_USERNAME and STRATA_REGISTRY_PASSWORD override them.
+
 Exit status: 0 success, 1 a registry request failed, 2 bad strata.toml or --registry.";
 
 /// Arguments of `strata gc`.
