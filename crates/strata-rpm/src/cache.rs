@@ -109,9 +109,9 @@ impl RepodataCache {
         let dir = path.parent().expect("index paths have a parent");
         fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(".{key}.{:08x}.tmp", std::process::id()));
-        fs::write(
+        strata_store::write_synced(
             &tmp,
-            serde_json::to_vec_pretty(&cached).expect("serialises"),
+            &serde_json::to_vec_pretty(&cached).expect("serialises"),
         )?;
         fs::rename(&tmp, &path).inspect_err(|_| {
             let _ = fs::remove_file(&tmp);

@@ -24,4 +24,6 @@ pub use hash::{Hasher, hash_file, hash_reader};
 pub use maintenance::{GcPolicy, GcReport, Stats, VerifyReport};
 pub use netrc::{Credentials, Netrc};
 pub use remote::{BoxFuture, RemoteTier};
-pub use store::{DigestLock, PendingEntry, Placement, Store, default_root, insert_bytes};
+pub use store::{
+    DigestLock, PendingEntry, Placement, Store, default_root, insert_bytes, write_synced,
+};

@@ -11,9 +11,10 @@
 //!                                  (e.g. a fetch's parsed plan); `gc` ages them out
 //! ```
 //!
-//! An entry only ever appears under `objects/` by `rename(2)` of a fully written and verified
-//! temp file, so a reader never sees a partial entry and a killed writer leaves only a `.part`
-//! file, which the next [`Store::open`] removes once no live process holds its lock.
+//! An entry only ever appears under `objects/` by `rename(2)` of a fully written, verified and
+//! fsynced temp file, so a reader never sees a partial entry (not even after a crash) and a
+//! killed writer leaves only a `.part` file, which the next [`Store::open`] removes once no
+//! live process holds its lock.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -171,7 +172,7 @@ impl Store {
             TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let dest = dir.join(key);
-        let result = fs::write(&tmp, bytes)
+        let result = write_synced(&tmp, bytes)
             .map_err(|e| StoreError::write(&tmp, e))
             .and_then(|()| fs::rename(&tmp, &dest).map_err(|e| StoreError::io("move", &dest, e)));
         if result.is_err() {
@@ -379,6 +380,14 @@ impl Store {
     }
 }
 
+/// Writes `bytes` to a new file at `path` and flushes them to the disk (so a rename that
+/// follows never publishes a name over unwritten data).
+pub fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_data()
+}
+
 /// Distinguishes the temp files of derived results written by one process.
 static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -572,6 +581,11 @@ impl PendingEntry {
                 actual,
             });
         }
+        // The data reaches the disk before the name does: after a crash an entry is either
+        // absent or whole, never a verified name over unwritten blocks.
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::write(&self.path, e))?;
         self.file
             .set_permissions(fs::Permissions::from_mode(0o444))
             .map_err(|e| StoreError::write(&self.path, e))?;
