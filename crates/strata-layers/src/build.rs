@@ -211,8 +211,12 @@ pub fn run(config: &Config, opts: &BuildOptions<'_>) -> Result<Record, LayersErr
         plan.images.join(", ")
     ));
     let keys = input_keys(config, &plan.images, opts.keys).map_err(LayersError::Work)?;
+    let rebuilt = if opts.rebuild {
+        rebuilt_images(config, &plan)
+    } else {
+        BTreeSet::new()
+    };
     if opts.rebuild {
-        let rebuilt = rebuilt_images(config, &plan);
         log(&format!(
             "rebuilding {} whatever exists with their input keys",
             rebuilt.iter().cloned().collect::<Vec<_>>().join(", ")
@@ -241,7 +245,7 @@ pub fn run(config: &Config, opts: &BuildOptions<'_>) -> Result<Record, LayersErr
             return Err(LayersError::Work(e));
         }
     };
-    let sources = resolve(config, opts, &plan, &keys, &tags, local);
+    let sources = resolve(config, opts, &plan, &keys, &tags, &rebuilt, local);
     let event = |e: Event<'_>| {
         if let Some(f) = opts.events {
             f(e)
@@ -689,15 +693,11 @@ fn resolve(
     plan: &RunPlan,
     keys: &BTreeMap<String, String>,
     tags: &BTreeMap<String, Vec<String>>,
+    rebuilt: &BTreeSet<String>,
     mut local: BTreeMap<String, ImageInfo>,
 ) -> BTreeMap<String, Source> {
     let log = opts.log;
-    let rebuilt = if opts.rebuild {
-        rebuilt_images(config, plan)
-    } else {
-        BTreeSet::new()
-    };
-    for n in &rebuilt {
+    for n in rebuilt {
         local.remove(&keys[n]);
     }
     let mut found: BTreeMap<String, (String, String)> = BTreeMap::new();
@@ -791,28 +791,20 @@ pub fn rebuilt_images(config: &Config, plan: &RunPlan) -> BTreeSet<String> {
 }
 
 /// The images outside a run that are built, directly or not, on an image the run rebuilds:
-/// they keep images built on the previous one (their keys did not change). Pure.
+/// they keep images built on the previous one (their keys did not change). Pure; relies on
+/// the configuration having no `from` cycle, which [`Config`] parsing rejects.
 pub fn left_on_previous_parents(config: &Config, rebuilt: &BTreeSet<String>) -> Vec<String> {
-    let mut out = Vec::new();
-    for n in config.images.keys() {
-        if rebuilt.contains(n) {
-            continue;
-        }
-        let mut parent = config.images[n].from.as_ref();
-        let mut seen = 0;
-        while let Some(p) = parent {
-            if rebuilt.contains(p) {
-                out.push(n.clone());
-                break;
-            }
-            seen += 1;
-            if seen > config.images.len() {
-                break;
-            }
-            parent = config.images.get(p).and_then(|i| i.from.as_ref());
-        }
-    }
-    out
+    let ancestors = |n: &String| {
+        std::iter::successors(config.images[n].from.as_ref(), |p| {
+            config.images.get(*p).and_then(|i| i.from.as_ref())
+        })
+    };
+    config
+        .images
+        .keys()
+        .filter(|n| !rebuilt.contains(*n) && ancestors(n).any(|p| rebuilt.contains(p)))
+        .cloned()
+        .collect()
 }
 
 /// Reuses or builds one image; returns its record and local reference.

@@ -51,7 +51,11 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // fuser logs an error for every reply to a request the kernel has already dropped (an
+    // interrupted read: ENOENT), which is routine for a mounted filesystem, not a fault;
+    // STRATA_LOG can still show it.
+    let default = format!("{default},fuser::reply=off");
+    let filter = EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| EnvFilter::new(&default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
