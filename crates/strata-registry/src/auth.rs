@@ -9,9 +9,12 @@
 //!    `$XDG_CONFIG_HOME/containers/auth.json`
 //!    (else `~/.config/...`), `$DOCKER_CONFIG/config.json` (else `~/.docker/config.json`).
 //!
+//! `$REGISTRY_AUTH_FILE`, when set, is the only file read (as for the engines).
+//!
 //! Within one file: a `credHelpers` entry for the host, then the most specific `auths` key
 //! (`host/namespace/repo`, `host/namespace`, `host`; Docker's `https://host/v1/` form is read
-//! as `host`), then the file's `credsStore`. A helper is `docker-credential-<name> get`, the
+//! as `host`; Docker Hub's names `docker.io`, `index.docker.io` and `registry-1.docker.io`
+//! are one registry), then the file's `credsStore`. A helper is `docker-credential-<name> get`, the
 //! protocol Docker's credential helpers speak. Identity tokens (OAuth refresh tokens) are not
 //! used.
 //!
@@ -60,38 +63,44 @@ pub fn credentials_for(host: &str, repository: &str) -> Option<Credentials> {
     ) {
         return Some(Credentials { username, password });
     }
-    auth_files().into_iter().find_map(|path| {
-        let text = std::fs::read(&path).ok()?;
-        let config: serde_json::Value = serde_json::from_slice(&text).ok()?;
-        match lookup(&config, host, repository)? {
-            Found::Inline(c) => Some(c),
-            Found::Helper(name) => {
-                run_helper(Path::new(&format!("docker-credential-{name}")), host)
-            }
-        }
-    })
-}
-
-/// The auth files to read, in order (see the module docs).
-fn auth_files() -> Vec<PathBuf> {
     let var = |k: &str| {
         std::env::var_os(k)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     };
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+    };
+    auth_files(&var, uid).into_iter().find_map(|path| {
+        let text = std::fs::read(&path).ok()?;
+        let config: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        match lookup(&config, host, repository)? {
+            Found::Inline(c) => Some(c),
+            Found::Helper(name) => {
+                let helper = PathBuf::from(format!("docker-credential-{name}"));
+                helper_servers(host)
+                    .iter()
+                    .find_map(|server| run_helper(&helper, server))
+            }
+        }
+    })
+}
+
+/// The auth files to read, in order (see the module docs), given the environment (`var`)
+/// and the user id. A file the user names (`REGISTRY_AUTH_FILE`) is the only one, as for
+/// the engines, so strata never logs in as someone else than they do. Pure.
+fn auth_files(var: &dyn Fn(&str) -> Option<PathBuf>, uid: Option<u32>) -> Vec<PathBuf> {
+    if let Some(f) = var("REGISTRY_AUTH_FILE") {
+        return vec![f];
+    }
     let home = var("HOME");
     let mut files = Vec::new();
-    if let Some(f) = var("REGISTRY_AUTH_FILE") {
-        files.push(f);
-    } else if let Some(run) = var("XDG_RUNTIME_DIR") {
+    if let Some(run) = var("XDG_RUNTIME_DIR") {
         files.push(run.join("containers/auth.json"));
-    } else if let Ok(me) = std::fs::metadata("/proc/self") {
+    } else if let Some(uid) = uid {
         // Where the engines log in without XDG_RUNTIME_DIR (e.g. root on a CI runner).
-        use std::os::unix::fs::MetadataExt;
-        files.push(PathBuf::from(format!(
-            "/run/containers/{}/auth.json",
-            me.uid()
-        )));
+        files.push(PathBuf::from(format!("/run/containers/{uid}/auth.json")));
     }
     if let Some(config) =
         var("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config")))
@@ -105,12 +114,38 @@ fn auth_files() -> Vec<PathBuf> {
     files
 }
 
+/// Docker Hub's names: auth files key it by any of them (`docker login` by
+/// `https://index.docker.io/v1/`, `podman login` by `docker.io`), and its API answers on
+/// `registry-1.docker.io`.
+const DOCKER_HUB: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+
+/// One name per registry: Docker Hub's names become `docker.io`.
+fn canonical_host(host: &str) -> &str {
+    if DOCKER_HUB.contains(&host) {
+        "docker.io"
+    } else {
+        host
+    }
+}
+
+/// What to ask a credential helper for: the key `docker login` stores Docker Hub under,
+/// then podman's; any other registry by its host.
+fn helper_servers(host: &str) -> Vec<String> {
+    if canonical_host(host) == "docker.io" {
+        vec!["https://index.docker.io/v1/".into(), "docker.io".into()]
+    } else {
+        vec![host.to_string()]
+    }
+}
+
 /// What one parsed auth file says about `host` and `repository`. Pure.
 pub fn lookup(config: &serde_json::Value, host: &str, repository: &str) -> Option<Found> {
+    let host = canonical_host(host);
     if let Some(helper) = config
         .get("credHelpers")
-        .and_then(|h| h.get(host))
-        .and_then(|n| n.as_str())
+        .and_then(|h| h.as_object())
+        .and_then(|h| h.iter().find(|(key, _)| normalise_key(key) == host))
+        .and_then(|(_, n)| n.as_str())
         .filter(|n| !n.is_empty())
     {
         return Some(Found::Helper(helper.to_string()));
@@ -149,14 +184,23 @@ fn scopes(host: &str, repository: &str) -> Vec<String> {
 }
 
 /// An `auths` key as a scope: Docker writes `https://host/v1/`; containers writes
-/// `host[/path]`.
+/// `host[/path]`. Docker Hub's names become `docker.io`.
 fn normalise_key(key: &str) -> String {
-    match key
+    let (host, path) = match key
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))
     {
-        Some(rest) => rest.split('/').next().unwrap_or(rest).to_string(),
-        None => key.trim_end_matches('/').to_string(),
+        Some(rest) => (rest.split('/').next().unwrap_or(rest), ""),
+        None => {
+            let key = key.trim_end_matches('/');
+            key.split_once('/').unwrap_or((key, ""))
+        }
+    };
+    let host = canonical_host(host);
+    if path.is_empty() {
+        host.to_string()
+    } else {
+        format!("{host}/{path}")
     }
 }
 
@@ -312,6 +356,79 @@ mod tests {
         assert_eq!(
             run_helper(&dir.path().join("missing"), "reg.test:5000"),
             None
+        );
+    }
+
+    #[test]
+    fn docker_hub_is_one_registry_under_all_its_names() {
+        let docker = json!({"auths": {"https://index.docker.io/v1/": {"auth": b64("d:1")}}});
+        let podman = json!({"auths": {"docker.io": {"auth": b64("p:2")}}});
+        let team = json!({"auths": {"docker.io": {"auth": b64("p:2")}, "docker.io/team": {"auth": b64("t:3")}}});
+        for host in DOCKER_HUB {
+            assert_eq!(
+                lookup(&docker, host, "library/x"),
+                Some(creds("d", "1")),
+                "{host}"
+            );
+            assert_eq!(
+                lookup(&podman, host, "library/x"),
+                Some(creds("p", "2")),
+                "{host}"
+            );
+            assert_eq!(
+                lookup(&team, host, "team/app"),
+                Some(creds("t", "3")),
+                "{host}"
+            );
+        }
+        let helper = json!({"credHelpers": {"docker.io": "desktop"}});
+        assert_eq!(
+            lookup(&helper, "registry-1.docker.io", "a"),
+            Some(Found::Helper("desktop".into()))
+        );
+        assert_eq!(
+            helper_servers("registry-1.docker.io"),
+            vec!["https://index.docker.io/v1/", "docker.io"]
+        );
+        assert_eq!(helper_servers("reg.test:5000"), vec!["reg.test:5000"]);
+    }
+
+    #[test]
+    fn auth_files_in_the_engines_order_and_a_named_file_alone() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| PathBuf::from(v))
+            }
+        };
+        let named = env(&[("REGISTRY_AUTH_FILE", "/a.json"), ("HOME", "/h")]);
+        assert_eq!(auth_files(&named, Some(0)), vec![PathBuf::from("/a.json")]);
+        let full = env(&[
+            ("XDG_RUNTIME_DIR", "/run/user/7"),
+            ("XDG_CONFIG_HOME", "/cfg"),
+            ("DOCKER_CONFIG", "/dk"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(
+            auth_files(&full, Some(7)),
+            [
+                "/run/user/7/containers/auth.json",
+                "/cfg/containers/auth.json",
+                "/dk/config.json"
+            ]
+            .map(PathBuf::from)
+        );
+        let bare = env(&[("HOME", "/root")]);
+        assert_eq!(
+            auth_files(&bare, Some(0)),
+            [
+                "/run/containers/0/auth.json",
+                "/root/.config/containers/auth.json",
+                "/root/.docker/config.json"
+            ]
+            .map(PathBuf::from)
         );
     }
 

@@ -179,12 +179,30 @@ pub struct Registry {
 }
 
 /// How a request authenticates.
-#[derive(Debug, Clone)]
+#[derive(Clone, PartialEq, Eq)]
 enum Auth {
     /// `Authorization: Bearer` with a token from the challenge's realm.
     Bearer(String),
     /// `Authorization: Basic` with the credentials.
     Basic(Credentials),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Auth::Basic(c) => write!(f, "Basic({c:?})"),
+        }
+    }
+}
+
+/// `scheme://host[:port]` of an absolute URL (the whole text when it has no path).
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
 }
 
 impl Registry {
@@ -250,20 +268,36 @@ impl Registry {
             url: url.into(),
             message: error_chain(&e),
         };
-        let with_auth = |rb: RequestBuilder| match self.auth.lock().unwrap().as_ref() {
+        // Credentials go only to the registry itself, never to another host a `Location`
+        // or `Link` names (a storage backend, say).
+        if !origin(url).eq_ignore_ascii_case(origin(&self.base)) {
+            return build(&self.http).send().map_err(transport);
+        }
+        let with_auth = |rb: RequestBuilder, auth: &Option<Auth>| match auth {
             Some(Auth::Bearer(t)) => rb.bearer_auth(t),
             Some(Auth::Basic(c)) => rb.basic_auth(&c.username, Some(&c.password)),
             None => rb,
         };
-        let resp = with_auth(build(&self.http)).send().map_err(transport)?;
+        let sent = self.auth.lock().unwrap().clone();
+        let resp = with_auth(build(&self.http), &sent)
+            .send()
+            .map_err(transport)?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
         let Some(auth) = self.answer_challenge(resp.headers())? else {
             return Ok(resp);
         };
-        *self.auth.lock().unwrap() = Some(auth);
-        with_auth(build(&self.http)).send().map_err(transport)
+        // Refused credentials are not sent twice (registries that count failed logins
+        // would lock the account twice as fast).
+        if sent.as_ref() == Some(&auth) {
+            return Ok(resp);
+        }
+        let answer = Some(auth);
+        *self.auth.lock().unwrap() = answer.clone();
+        with_auth(build(&self.http), &answer)
+            .send()
+            .map_err(transport)
     }
 
     fn credentials(&self) -> Option<&Credentials> {
@@ -761,6 +795,30 @@ mod tests {
                 assert_eq!(r.is_loopback(), loop_, "{text}");
             }
         }
+    }
+
+    #[test]
+    fn origins() {
+        for (url, want) in [
+            (
+                "http://127.0.0.1:5000/v2/app/blobs/uploads/x?y",
+                "http://127.0.0.1:5000",
+            ),
+            ("https://reg.test/v2/", "https://reg.test"),
+            ("https://reg.test", "https://reg.test"),
+            (
+                "https://storage.test:443/bucket?sig=1",
+                "https://storage.test:443",
+            ),
+        ] {
+            assert_eq!(origin(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn bearer_tokens_are_not_printed() {
+        let a = Auth::Bearer("secret-token".into());
+        assert!(!format!("{a:?}").contains("secret-token"));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::auth::Credentials;
@@ -90,10 +90,12 @@ impl TestRegistry {
         }
         std::fs::write(&config, yaml).expect("write registry config");
         let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
+        // The access log (one line per request, with its status) goes to stdout.
+        let access = log.try_clone().expect("log");
         let child = Command::new(&bin)
             .arg("serve")
             .arg(&config)
-            .stdout(Stdio::null())
+            .stdout(access)
             .stderr(log)
             .spawn()
             .expect("spawn docker-registry");
@@ -108,8 +110,14 @@ impl TestRegistry {
         panic!(
             "docker-registry did not listen on {}: {}",
             reg.host,
-            std::fs::read_to_string(reg.dir.path().join("registry.log")).unwrap_or_default()
+            reg.log()
         );
+    }
+
+    /// The registry's log so far: its errors and one access-log line per request
+    /// (`"HEAD /v2/app/manifests/v1 HTTP/1.1" 401 ...`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
     /// A client for `repo` in this registry.

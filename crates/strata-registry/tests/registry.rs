@@ -112,7 +112,20 @@ fn basic_auth_registry() {
         }),
     )
     .unwrap();
+    // Refused credentials are sent once per request, not retried: the first request goes
+    // anonymous, then with the password (two 401s); the next one with the password alone.
+    let refused = || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        server
+            .log()
+            .matches("\"HEAD /v2/team/app/manifests/v1 HTTP/1.1\" 401")
+            .count()
+    };
+    let before = refused();
     assert_eq!(wrong.head_manifest("v1").unwrap_err().status(), Some(401));
+    assert_eq!(refused() - before, 2, "{}", server.log());
+    assert_eq!(wrong.head_manifest("v1").unwrap_err().status(), Some(401));
+    assert_eq!(refused() - before, 3, "{}", server.log());
 
     reg.delete_manifest(&digest).unwrap();
     assert_eq!(reg.head_manifest("v1").unwrap(), None);
