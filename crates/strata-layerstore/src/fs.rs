@@ -380,17 +380,19 @@ impl LayerStore {
             return Ok(path);
         }
         let (start, end) = content.range;
+        // Streamed: the response is decompressed into the store entry as it arrives, so a
+        // large file costs a buffer's worth of memory, not its size.
         let compressed = layer
             .image
             .registry
-            .get_blob_range(&layer.descriptor.digest, start, end - start)
+            .open_blob_range(&layer.descriptor.digest, start, end - start)
             .map_err(|e| e.to_string())?;
         let mut entry = self
             .store
             .begin(&digest, Some(content.size))
             .map_err(|e| e.to_string())?;
-        let mut decoder = zstd::stream::read::Decoder::with_buffer(&compressed[..])
-            .map_err(|e| format!("zstd: {e}"))?;
+        let mut decoder =
+            zstd::stream::read::Decoder::new(compressed).map_err(|e| format!("zstd: {e}"))?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = decoder.read(&mut buf).map_err(|e| format!("zstd: {e}"))?;
@@ -400,7 +402,7 @@ impl LayerStore {
             entry.write(&buf[..n]).map_err(|e| e.to_string())?;
         }
         let path = entry.commit().map_err(|e| e.to_string())?;
-        self.stats.file_fetched(compressed.len() as u64);
+        self.stats.file_fetched(end - start);
         Ok(path)
     }
 

@@ -5,6 +5,7 @@
 //! challenge asks: `Basic` with the credentials [`crate::auth`] finds, `Bearer` with a token
 //! from the realm it names (fetched with those credentials when there are any).
 
+use std::io::Read;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -193,6 +194,65 @@ impl std::fmt::Debug for Auth {
             Auth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
             Auth::Basic(c) => write!(f, "Basic({c:?})"),
         }
+    }
+}
+
+/// A reader of exactly `length` bytes after skipping `skip` bytes of `inner`: a body that
+/// ends early is an `UnexpectedEof` error naming the URL, never a short read taken for the
+/// whole.
+pub struct ExactRange<R> {
+    inner: R,
+    skip: u64,
+    remaining: u64,
+    length: u64,
+    url: String,
+}
+
+impl<R: Read> ExactRange<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R, skip: u64, length: u64, url: &str) -> ExactRange<R> {
+        ExactRange {
+            inner,
+            skip,
+            remaining: length,
+            length,
+            url: url.to_string(),
+        }
+    }
+
+    fn short(&self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "{}: the body ended {} bytes short of the {} asked for",
+                self.url, self.remaining, self.length
+            ),
+        )
+    }
+}
+
+impl<R: Read> Read for ExactRange<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.skip > 0 {
+            let skipped =
+                std::io::copy(&mut (&mut self.inner).take(self.skip), &mut std::io::sink())?;
+            if skipped < self.skip {
+                return Err(self.short());
+            }
+            self.skip = 0;
+        }
+        if self.remaining == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(self.short());
+        }
+        self.remaining -= n as u64;
+        Ok(n)
     }
 }
 
@@ -510,39 +570,42 @@ impl Registry {
         offset: u64,
         length: u64,
     ) -> Result<Vec<u8>, RegistryError> {
-        if length == 0 {
-            return Ok(Vec::new());
-        }
         let url = format!("{}/blobs/{digest}", self.base);
-        let range = format!("bytes={offset}-{}", offset + length - 1);
-        let resp = self.send("GET", &url, &|c| c.get(&url).header("range", &range))?;
-        let resp = check(resp, "GET", &url)?;
-        let partial = resp.status() == StatusCode::PARTIAL_CONTENT;
-        let body = resp.bytes().map_err(|e| RegistryError::Transport {
-            method: "GET".into(),
-            url: url.clone(),
-            message: error_chain(&e),
-        })?;
-        let body = if partial {
-            body.to_vec()
-        } else {
-            let start = usize::try_from(offset)
-                .unwrap_or(usize::MAX)
-                .min(body.len());
-            let end = start
-                .saturating_add(usize::try_from(length).unwrap_or(usize::MAX))
-                .min(body.len());
-            body[start..end].to_vec()
-        };
-        if body.len() as u64 != length {
-            return Err(RegistryError::Invalid {
+        let mut body = Vec::with_capacity(usize::try_from(length.min(1 << 24)).unwrap_or(0));
+        self.open_blob_range(digest, offset, length)?
+            .read_to_end(&mut body)
+            .map_err(|e| RegistryError::Invalid {
                 url,
-                message: format!("asked for {length} bytes at {offset}, got {}", body.len()),
-            });
-        }
+                message: e.to_string(),
+            })?;
         Ok(body)
     }
 
+    /// Like [`Registry::get_blob_range`], but streamed: the bytes are read from the
+    /// response as the caller consumes them (constant memory, whatever the length). The
+    /// reader fails with `UnexpectedEof` if the body ends before `length` bytes.
+    pub fn open_blob_range(
+        &self,
+        digest: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<ExactRange<Box<dyn Read + Send>>, RegistryError> {
+        let url = format!("{}/blobs/{digest}", self.base);
+        if length == 0 {
+            // An empty range has nothing to fetch: no request.
+            return Ok(ExactRange::new(Box::new(std::io::empty()), 0, 0, &url));
+        }
+        let range = format!("bytes={offset}-{}", offset + length - 1);
+        let resp = self.send("GET", &url, &|c| c.get(&url).header("range", &range))?;
+        let resp = check(resp, "GET", &url)?;
+        // A registry that ignores the range sends the whole blob: skip to `offset`.
+        let skip = if resp.status() == StatusCode::PARTIAL_CONTENT {
+            0
+        } else {
+            offset
+        };
+        Ok(ExactRange::new(Box::new(resp), skip, length, &url))
+    }
     /// Whether the registry has a blob.
     pub fn has_blob(&self, digest: &str) -> Result<bool, RegistryError> {
         let url = format!("{}/blobs/{digest}", self.base);
@@ -794,6 +857,27 @@ mod tests {
             if let Ok(r) = r {
                 assert_eq!(r.is_loopback(), loop_, "{text}");
             }
+        }
+    }
+
+    #[test]
+    fn exact_ranges_skip_stop_and_refuse_short_bodies() {
+        let read = |body: &[u8], skip, length| {
+            let mut out = Vec::new();
+            ExactRange::new(body, skip, length, "u")
+                .read_to_end(&mut out)
+                .map(|_| out)
+                .map_err(|e| (e.kind(), e.to_string()))
+        };
+        assert_eq!(read(b"0123456789", 0, 4), Ok(b"0123".to_vec()));
+        // A registry that ignored the range: the whole blob, sliced.
+        assert_eq!(read(b"0123456789", 3, 4), Ok(b"3456".to_vec()));
+        assert_eq!(read(b"0123456789", 6, 4), Ok(b"6789".to_vec()));
+        assert_eq!(read(b"", 0, 0), Ok(Vec::new()));
+        for (skip, length) in [(0, 11), (8, 4), (12, 1)] {
+            let err = read(b"0123456789", skip, length).unwrap_err();
+            assert_eq!(err.0, std::io::ErrorKind::UnexpectedEof, "{skip} {length}");
+            assert!(err.1.contains("u: the body ended"), "{}", err.1);
         }
     }
 
