@@ -395,7 +395,10 @@ impl LayerStore {
             zstd::stream::read::Decoder::new(compressed).map_err(|e| format!("zstd: {e}"))?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
-            let n = decoder.read(&mut buf).map_err(|e| format!("zstd: {e}"))?;
+            // The registry's read errors carry its URL and cause; zstd's its own message.
+            let n = decoder
+                .read(&mut buf)
+                .map_err(|e| format!("reading and decompressing the file's range: {e}"))?;
             if n == 0 {
                 break;
             }

@@ -247,7 +247,10 @@ impl<R: Read> Read for ExactRange<R> {
         let want = buf
             .len()
             .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
+        // The kind is kept (an `Interrupted` read is still retried); the message names the URL.
+        let n = self.inner.read(&mut buf[..want]).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("{}: {}", self.url, error_chain(&e)))
+        })?;
         if n == 0 {
             return Err(self.short());
         }
@@ -574,7 +577,8 @@ impl Registry {
         let mut body = Vec::with_capacity(usize::try_from(length.min(1 << 24)).unwrap_or(0));
         self.open_blob_range(digest, offset, length)?
             .read_to_end(&mut body)
-            .map_err(|e| RegistryError::Invalid {
+            .map_err(|e| RegistryError::Transport {
+                method: "GET".into(),
                 url,
                 message: e.to_string(),
             })?;

@@ -155,7 +155,8 @@ impl Store {
     }
 
     /// Stores a derived result under `key`, atomically (a reader sees the old bytes or the
-    /// new ones). Not flushed to disk: it can always be recomputed.
+    /// new ones, and after a crash the old ones or the whole new ones: the bytes are flushed
+    /// before the rename).
     pub fn write_derived(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         if !is_hex_key(key) {
             return Err(StoreError::io(
