@@ -206,10 +206,18 @@ pub struct ExactRange<R> {
     remaining: u64,
     length: u64,
     url: String,
+    deadline: Option<std::time::Instant>,
 }
 
+/// The slowest average rate a streamed range may arrive at (after [`RANGE_GRACE`]): a
+/// registry that trickles bytes cannot hold a reader forever (each read alone is bounded
+/// by the client's timeout, the whole body by this).
+pub const RANGE_MIN_RATE: u64 = 16 * 1024;
+/// The time any range gets on top of its length at [`RANGE_MIN_RATE`].
+pub const RANGE_GRACE: Duration = Duration::from_secs(120);
+
 impl<R: Read> ExactRange<R> {
-    /// Wraps `inner`.
+    /// Wraps `inner`, with no deadline.
     pub fn new(inner: R, skip: u64, length: u64, url: &str) -> ExactRange<R> {
         ExactRange {
             inner,
@@ -217,7 +225,14 @@ impl<R: Read> ExactRange<R> {
             remaining: length,
             length,
             url: url.to_string(),
+            deadline: None,
         }
+    }
+
+    /// Fails every read after `deadline` with `TimedOut`.
+    pub fn with_deadline(mut self, deadline: std::time::Instant) -> ExactRange<R> {
+        self.deadline = Some(deadline);
+        self
     }
 
     fn short(&self) -> std::io::Error {
@@ -233,6 +248,20 @@ impl<R: Read> ExactRange<R> {
 
 impl<R: Read> Read for ExactRange<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.remaining > 0 && self.deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "{}: {} of {} bytes still to come after the time a range this long \
+                     may take (at least {} KiB/s on average after {} s)",
+                    self.url,
+                    self.remaining,
+                    self.length,
+                    RANGE_MIN_RATE / 1024,
+                    RANGE_GRACE.as_secs()
+                ),
+            ));
+        }
         if self.skip > 0 {
             let skipped =
                 std::io::copy(&mut (&mut self.inner).take(self.skip), &mut std::io::sink())?;
@@ -608,7 +637,10 @@ impl Registry {
         } else {
             offset
         };
-        Ok(ExactRange::new(Box::new(resp), skip, length, &url))
+        let allowed = RANGE_GRACE + Duration::from_secs((skip + length) / RANGE_MIN_RATE);
+        let body: Box<dyn Read + Send> = Box::new(resp);
+        Ok(ExactRange::new(body, skip, length, &url)
+            .with_deadline(std::time::Instant::now() + allowed))
     }
     /// Whether the registry has a blob.
     pub fn has_blob(&self, digest: &str) -> Result<bool, RegistryError> {
@@ -883,6 +915,28 @@ mod tests {
             assert_eq!(err.0, std::io::ErrorKind::UnexpectedEof, "{skip} {length}");
             assert!(err.1.contains("u: the body ended"), "{}", err.1);
         }
+    }
+
+    #[test]
+    fn a_range_past_its_deadline_times_out_and_a_finished_one_does_not() {
+        let past = std::time::Instant::now() - Duration::from_millis(1);
+        let mut late = ExactRange::new(&b"0123"[..], 0, 4, "u").with_deadline(past);
+        let err = late.read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(
+            err.to_string().contains("u: 4 of 4 bytes still to come"),
+            "{err}"
+        );
+        let future = std::time::Instant::now() + Duration::from_secs(60);
+        let mut out = Vec::new();
+        ExactRange::new(&b"0123"[..], 0, 4, "u")
+            .with_deadline(future)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, b"0123");
+        // Once every byte is in, reading on is the end, whatever the clock says.
+        let mut done = ExactRange::new(&b""[..], 0, 0, "u").with_deadline(past);
+        assert_eq!(done.read(&mut [0u8; 4]).unwrap(), 0);
     }
 
     #[test]
