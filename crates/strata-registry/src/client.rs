@@ -473,10 +473,7 @@ impl Registry {
                 tags.extend(list.iter().filter_map(|t| t.as_str().map(str::to_string)));
             }
             match next {
-                Some(n) if n.starts_with('/') => {
-                    let origin = self.base.split("/v2/").next().unwrap_or_default();
-                    url = format!("{origin}{n}");
-                }
+                Some(n) if n.starts_with('/') => url = format!("{}{n}", origin(&self.base)),
                 Some(n) => url = n,
                 None => break,
             }
@@ -670,10 +667,7 @@ impl Registry {
             });
         }
         let loc = if loc.starts_with('/') {
-            format!(
-                "{}{loc}",
-                self.base.split("/v2/").next().unwrap_or_default()
-            )
+            format!("{}{loc}", origin(&self.base))
         } else {
             loc
         };

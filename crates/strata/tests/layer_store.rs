@@ -52,6 +52,11 @@ fn buildah(conf: &Path, args: &[&str]) -> String {
 /// Pushes a local image to a loopback registry as zstd:chunked (OCI), as a lazily pullable
 /// image is published.
 fn push_zstd_chunked(conf: &Path, local: &str, reference: &str) {
+    push_oci(conf, local, reference, "zstd:chunked");
+}
+
+/// Pushes a local image to a loopback registry as an OCI image with `compression`.
+fn push_oci(conf: &Path, local: &str, reference: &str, compression: &str) {
     buildah(
         conf,
         &[
@@ -61,7 +66,7 @@ fn push_zstd_chunked(conf: &Path, local: &str, reference: &str) {
             "--format",
             "oci",
             "--compression-format",
-            "zstd:chunked",
+            compression,
             local,
             &format!("docker://{reference}"),
         ],
@@ -203,20 +208,7 @@ fn buildah_builds_from_a_zstd_chunked_image_reading_only_the_files_it_opens() {
         ],
     );
     push_zstd_chunked(&publisher, "base:local", &base);
-    buildah(
-        &publisher,
-        &[
-            "push",
-            "-q",
-            "--tls-verify=false",
-            "--format",
-            "oci",
-            "--compression-format",
-            "gzip",
-            "base:local",
-            &format!("docker://{gzip}"),
-        ],
-    );
+    push_oci(&publisher, "base:local", &gzip, "gzip");
     // Pushed again under another tag, the blobs are reused and their TOC annotations lost.
     let again = format!("{}/lazy:again", registry.host);
     push_zstd_chunked(&publisher, "base:local", &again);
